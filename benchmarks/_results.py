@@ -1,0 +1,23 @@
+"""Keep benchmarks/RESULTS.md as one file of sections, each rewritten by the script that owns it."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+from seglab.io import atomic_write_bytes
+
+RESULTS = Path(__file__).with_name("RESULTS.md")
+HEADER = "# Benchmark results\n\nEach section is written by the script named in its title.\n"
+
+
+def write_section(title: str, body: str) -> None:
+    """Replace (or append) the ``## title`` section of RESULTS.md with ``body``."""
+    text = RESULTS.read_text() if RESULTS.exists() else HEADER
+    section = f"## {title}\n\n{body.strip()}\n"
+    pattern = re.compile(rf"^## {re.escape(title)}\n.*?(?=^## |\Z)", re.S | re.M)
+    if pattern.search(text):
+        text = pattern.sub(lambda _: section + "\n", text).rstrip() + "\n"
+    else:
+        text = text.rstrip() + "\n\n" + section
+    atomic_write_bytes(RESULTS, text.encode())

@@ -1,0 +1,15 @@
+"""seglab: image segmentation from clustering to fully convolutional networks.
+
+Submodules: :mod:`seglab.features` (per-pixel features), :mod:`seglab.cluster` (k-means and
+regions), :mod:`seglab.viz` (pictures), :mod:`seglab.io` (files), :mod:`seglab.data` (bundled
+samples); the ``seglab`` command line lives in :mod:`seglab.cli`.
+"""
+
+from importlib.metadata import PackageNotFoundError, version
+
+try:
+    __version__ = version("seglab")
+except PackageNotFoundError:  # pragma: no cover - running from a source tree without install
+    __version__ = "0.0.0+unknown"
+
+__all__ = ["__version__"]

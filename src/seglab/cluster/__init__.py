@@ -1,0 +1,13 @@
+"""Segmentation as clustering: pixels are points in feature space, segments are clusters."""
+
+from .kmeans import KMeans, KMeansSegmenter, kmeans_plusplus
+from .regions import connected_regions, label_regions, merge_small_regions
+
+__all__ = [
+    "KMeans",
+    "KMeansSegmenter",
+    "connected_regions",
+    "kmeans_plusplus",
+    "label_regions",
+    "merge_small_regions",
+]

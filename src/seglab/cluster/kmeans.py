@@ -1,0 +1,532 @@
+"""K-means clustering, and k-means segmentation of images.
+
+The lecture's algorithm: pick K centres, give every point to its nearest centre, move each centre
+to the mean of its points, repeat until nothing moves. It minimises the inertia
+``sum_i sum_{x in C_i} |x - c_i|^2`` and converges, but only to a local minimum, hence the restarts
+(``n_init``) and the careful k-means++ seeding.
+
+:class:`KMeans` follows scikit-learn's estimator conventions and its Lloyd iteration exactly (same
+stopping rule: labels unchanged, or total squared centre shift <= ``tol`` times the mean feature
+variance). By default it runs Hamerly's (2010) bounds, which return the same labels as plain Lloyd
+while skipping the distance computations that cannot change a label: after the first few
+iterations most points are settled, which is where the speed comes from.
+"""
+
+from __future__ import annotations
+
+import numbers
+import warnings
+from typing import Any
+
+import numpy as np
+
+from ..features import pixel_features
+from ..image import check_image
+from . import _kmeans_kernels as K
+from .regions import _check_min_size, _split_and_merge
+
+_ALGORITHMS = ("auto", "lloyd", "hamerly")
+
+
+def _as_rng(random_state: Any) -> np.random.Generator:
+    if isinstance(random_state, np.random.Generator):
+        return random_state
+    if random_state is None or isinstance(random_state, numbers.Integral):
+        return np.random.default_rng(random_state)
+    raise ValueError(f"random_state must be None, an int or a numpy Generator, got {random_state!r}")
+
+
+def _check_n_clusters(n_clusters: Any) -> int:
+    if isinstance(n_clusters, bool) or not isinstance(n_clusters, numbers.Integral) or n_clusters < 1:
+        raise ValueError(f"n_clusters must be an integer >= 1, got {n_clusters!r}")
+    return int(n_clusters)
+
+
+def _check_data(X: Any, n_clusters: int | None = None) -> np.ndarray:
+    X = np.asarray(X)
+    if X.ndim != 2:
+        raise ValueError(f"X must be a 2-d (n_samples, n_features) array, got shape {X.shape}")
+    if X.shape[0] == 0 or X.shape[1] == 0:
+        raise ValueError(f"X is empty (shape {X.shape}); expected at least one sample and feature")
+    if not (np.issubdtype(X.dtype, np.floating) or np.issubdtype(X.dtype, np.integer)):
+        raise ValueError(f"X must be numeric, got dtype {X.dtype}")
+    dtype = np.float32 if X.dtype == np.float32 else np.float64
+    X = np.ascontiguousarray(X, dtype=dtype)
+    if not np.all(np.isfinite(X)):
+        raise ValueError("X contains NaN or infinite values")
+    if n_clusters is not None and n_clusters > X.shape[0]:
+        raise ValueError(
+            f"n_clusters={n_clusters} is greater than the number of samples ({X.shape[0]}); "
+            "choose n_clusters <= n_samples"
+        )
+    return X
+
+
+def resolve_device(device: str) -> str:
+    """"auto" -> "cuda" when a GPU is visible, else "cpu"; other values are checked."""
+    if not isinstance(device, str):
+        raise ValueError(f"device must be 'cpu', 'cuda', 'cuda:N' or 'auto', got {device!r}")
+    if device == "auto":
+        try:
+            import torch
+
+            return "cuda" if torch.cuda.is_available() else "cpu"
+        except ImportError:  # pragma: no cover - torch is a dependency
+            return "cpu"
+    if device == "cpu":
+        return device
+    if device.startswith("cuda"):
+        import torch
+
+        if not torch.cuda.is_available():
+            raise ValueError(f"device={device!r} asked for, but no CUDA GPU is visible; use 'cpu' or 'auto'")
+        return device
+    raise ValueError(f"device must be 'cpu', 'cuda', 'cuda:N' or 'auto', got {device!r}")
+
+
+def kmeans_plusplus(X: np.ndarray, n_clusters: int, rng: np.random.Generator) -> np.ndarray:
+    """Greedy k-means++ seeding (Arthur & Vassilvitskii 2007, with scikit-learn's 2 + log K local
+    trials): each new centre is drawn with probability proportional to the squared distance to the
+    nearest centre so far, keeping the best of a few draws. Returns (K, D) float64 centres."""
+    n, d = X.shape
+    centers = np.empty((n_clusters, d), dtype=np.float64)
+    n_local = 2 + int(np.log(n_clusters))
+    first = int(rng.integers(n))
+    centers[0] = X[first]
+    closest = np.empty(n)
+    K.min_sqdist_update(X, centers[0], np.full(n, np.inf), closest)
+    trial = np.empty(n)
+    best_closest = np.empty(n)
+    for c in range(1, n_clusters):
+        cum = np.cumsum(closest)
+        if cum[-1] <= 0:  # fewer distinct points than clusters: any point will do
+            centers[c] = X[int(rng.integers(n))]
+            continue
+        cand = np.minimum(np.searchsorted(cum, rng.random(n_local) * cum[-1]), n - 1)
+        best_pot, best = np.inf, int(cand[0])
+        for ci in cand:
+            pot = K.min_sqdist_update(X, X[ci].astype(np.float64), closest, trial)
+            if pot < best_pot:
+                best_pot, best = pot, int(ci)
+                trial, best_closest = best_closest, trial
+        closest, best_closest = best_closest, closest
+        centers[c] = X[best]
+    return centers
+
+
+def _relocate_empty(X, centers_used, labels, sums, counts) -> int:
+    """Give each empty cluster the point farthest from its centre (as scikit-learn does).
+
+    Modifies labels, sums and counts in place; returns the number of clusters re-seeded.
+    """
+    empty = np.flatnonzero(counts == 0)
+    if len(empty) == 0:
+        return 0
+    d2 = K.sqdist_to_assigned(X, centers_used, labels)
+    far = np.argsort(d2)[::-1]
+    n_done = 0
+    for idx in far:
+        if n_done == len(empty):
+            break
+        old = labels[idx]
+        if counts[old] <= 1:
+            continue
+        e = empty[n_done]
+        x = X[idx].astype(np.float64)
+        sums[old] -= x
+        counts[old] -= 1
+        sums[e] = x
+        counts[e] = 1
+        labels[idx] = e
+        n_done += 1
+    return n_done
+
+
+def _means(sums: np.ndarray, counts: np.ndarray, previous: np.ndarray) -> np.ndarray:
+    out = previous.copy()
+    nz = counts > 0
+    out[nz] = sums[nz] / counts[nz, None]
+    return out
+
+
+def lloyd(
+    X: np.ndarray,
+    centers: np.ndarray,
+    max_iter: int,
+    tol: float,
+    algorithm: str = "hamerly",
+) -> dict[str, Any]:
+    """Run k-means from ``centers`` (absolute ``tol`` on the total squared centre shift).
+
+    Returns a dict with centers, labels, inertia, n_iter, inertia_history (lloyd only) and
+    n_relocated (empty clusters re-seeded).
+    """
+    n = X.shape[0]
+    centers = np.array(centers, dtype=np.float64)
+    labels = np.full(n, -1, dtype=np.int32)
+    history: list[float] = []
+    relocated = 0
+    n_iter = 0
+    if algorithm == "lloyd":
+        for _ in range(max_iter):
+            sums, counts, inertia, changed = K.assign(X, centers, labels, True)
+            history.append(float(inertia))
+            relocated += _relocate_empty(X, centers, labels, sums, counts)
+            new = _means(sums, counts, centers)
+            shift = float(((new - centers) ** 2).sum())
+            centers = new
+            n_iter += 1
+            if changed == 0 or shift <= tol:
+                break
+    else:
+        upper = np.empty(n)
+        lower = np.empty(n)
+        sums, counts = K.hamerly_init(X, centers, labels, upper, lower)
+        changed = n
+        while True:
+            n_moved = _relocate_empty(X, centers, labels, sums, counts)
+            if n_moved:
+                relocated += n_moved
+                upper[:] = np.inf  # bounds are void: the next step recomputes them
+                lower[:] = 0.0
+            new = _means(sums, counts, centers)
+            shift = np.sqrt(((new - centers) ** 2).sum(axis=1))
+            centers = new
+            n_iter += 1
+            if (n_iter > 1 and changed == 0) or float((shift**2).sum()) <= tol:
+                break
+            if n_iter >= max_iter:
+                break
+            dsums, dcounts, changed = K.hamerly_step(
+                X, centers, labels, upper, lower, shift, _half_separation(centers)
+            )
+            sums += dsums
+            counts += dcounts
+        # final E-step so that the labels belong to the returned centres (exact, bounded)
+        if changed != 0:
+            K.hamerly_step(X, centers, labels, upper, lower, shift, _half_separation(centers))
+        inertia = K.inertia(X, centers, labels)
+        return _result(centers, labels, inertia, n_iter, history, relocated)
+    # final E-step so that labels and inertia belong to the returned centres
+    _, _, inertia, _ = K.assign(X, centers, labels, False)
+    return _result(centers, labels, inertia, n_iter, history, relocated)
+
+
+def _half_separation(centers: np.ndarray) -> np.ndarray:
+    """Half the distance from each centre to its nearest other centre (Hamerly's s(j))."""
+    if len(centers) == 1:
+        return np.full(1, np.inf)
+    cc = np.sqrt(((centers[:, None, :] - centers[None, :, :]) ** 2).sum(axis=2))
+    np.fill_diagonal(cc, np.inf)
+    return 0.5 * cc.min(axis=1)
+
+
+def _result(centers, labels, inertia, n_iter, history, relocated) -> dict[str, Any]:
+    return {
+        "centers": centers,
+        "labels": labels,
+        "inertia": float(inertia),
+        "n_iter": n_iter,
+        "inertia_history": history,
+        "n_relocated": relocated,
+    }
+
+
+def lloyd_torch(
+    X: np.ndarray,
+    centers: np.ndarray,
+    max_iter: int,
+    tol: float,
+    device: str = "cuda",
+    chunk: int = 1 << 18,
+) -> dict[str, Any]:
+    """The same Lloyd iteration in PyTorch, for GPUs: chunked distances, never the full N x K."""
+    import torch
+
+    Xt = torch.as_tensor(X, device=device)
+    c = torch.as_tensor(centers, dtype=torch.float64, device=device)
+    n, k = Xt.shape[0], c.shape[0]
+    labels = torch.full((n,), -1, dtype=torch.int64, device=device)
+    history: list[float] = []
+    n_iter = 0
+
+    def e_step(c: torch.Tensor, want_sums: bool):
+        sums = torch.zeros_like(c)
+        counts = torch.zeros(k, dtype=torch.int64, device=device)
+        inertia = torch.zeros((), dtype=torch.float64, device=device)
+        changed = torch.zeros((), dtype=torch.int64, device=device)
+        for start in range(0, n, chunk):
+            xc = Xt[start : start + chunk].double()
+            d2 = ((xc[:, None, :] - c[None, :, :]) ** 2).sum(dim=2)
+            dmin, lab = d2.min(dim=1)
+            changed += (labels[start : start + chunk] != lab).sum()
+            labels[start : start + chunk] = lab
+            inertia += dmin.sum()
+            if want_sums:
+                sums.index_add_(0, lab, xc)
+                counts += torch.bincount(lab, minlength=k)
+        return sums, counts, float(inertia), int(changed)
+
+    for _ in range(max_iter):
+        sums, counts, inertia, changed = e_step(c, True)
+        history.append(inertia)
+        if bool((counts == 0).any()):
+            lab_np = labels.cpu().numpy().astype(np.int32)
+            s_np, c_np = sums.cpu().numpy(), counts.cpu().numpy()
+            _relocate_empty(X, c.cpu().numpy(), lab_np, s_np, c_np)
+            labels.copy_(torch.as_tensor(lab_np, device=device))
+            sums, counts = torch.as_tensor(s_np, device=device), torch.as_tensor(c_np, device=device)
+        new = torch.where((counts > 0)[:, None], sums / counts.clamp(min=1)[:, None].double(), c)
+        shift = float(((new - c) ** 2).sum())
+        c = new
+        n_iter += 1
+        if changed == 0 or shift <= tol:
+            break
+    _, _, inertia, _ = e_step(c, False)
+    return {
+        "centers": c.cpu().numpy(),
+        "labels": labels.cpu().numpy().astype(np.int32),
+        "inertia": inertia,
+        "n_iter": n_iter,
+        "inertia_history": history,
+        "n_relocated": 0,
+    }
+
+
+class KMeans:
+    """K-means clustering of an (N, D) array, with scikit-learn's parameters and attributes.
+
+    Args:
+        n_clusters: K, the number of clusters.
+        init: "k-means++" (default), "random" (K distinct samples) or a (K, D) array of centres.
+        n_init: number of restarts, the best inertia kept; "auto" is 1 for k-means++ or an array,
+            10 for "random" (as scikit-learn).
+        max_iter: iteration limit of each run.
+        tol: relative tolerance: stop when the total squared centre shift is <= tol times the mean
+            per-feature variance of X.
+        random_state: seed (int), numpy Generator, or None.
+        algorithm: "auto" / "hamerly" (exact, with distance bounds) or "lloyd" (plain iteration,
+            records ``inertia_history_``). Both give the same labels.
+        device: "cpu" (compiled, multi-threaded), "cuda" (PyTorch on the GPU) or "auto".
+
+    Attributes:
+        cluster_centers_ (K, D), labels_ (N,), inertia_, n_iter_, inertia_history_ (per-iteration
+        inertia of the best run when algorithm="lloyd" or on a GPU, else empty).
+    """
+
+    def __init__(
+        self,
+        n_clusters: int = 8,
+        *,
+        init: str | np.ndarray = "k-means++",
+        n_init: int | str = "auto",
+        max_iter: int = 300,
+        tol: float = 1e-4,
+        random_state: int | np.random.Generator | None = None,
+        algorithm: str = "auto",
+        device: str = "cpu",
+    ) -> None:
+        self.n_clusters = n_clusters
+        self.init = init
+        self.n_init = n_init
+        self.max_iter = max_iter
+        self.tol = tol
+        self.random_state = random_state
+        self.algorithm = algorithm
+        self.device = device
+
+    def _check_params(self, X: np.ndarray) -> tuple[int, int, str]:
+        k = _check_n_clusters(self.n_clusters)
+        if isinstance(self.init, str):
+            if self.init not in ("k-means++", "random"):
+                raise ValueError(f"init must be 'k-means++', 'random' or a (K, D) array, got {self.init!r}")
+        else:
+            init = np.asarray(self.init, dtype=np.float64)
+            if init.shape != (k, X.shape[1]):
+                raise ValueError(
+                    f"init array has shape {init.shape}; expected (n_clusters, n_features) = "
+                    f"({k}, {X.shape[1]})"
+                )
+            if not np.all(np.isfinite(init)):
+                raise ValueError("init array contains NaN or infinite values")
+        if self.n_init == "auto":
+            n_init = 10 if isinstance(self.init, str) and self.init == "random" else 1
+        elif isinstance(self.n_init, numbers.Integral) and self.n_init >= 1:
+            n_init = int(self.n_init)
+        else:
+            raise ValueError(f"n_init must be 'auto' or an integer >= 1, got {self.n_init!r}")
+        if not isinstance(self.init, str) and n_init > 1:
+            warnings.warn("init is an explicit array: running once (n_init=1)", stacklevel=3)
+            n_init = 1
+        if not isinstance(self.max_iter, numbers.Integral) or self.max_iter < 1:
+            raise ValueError(f"max_iter must be an integer >= 1, got {self.max_iter!r}")
+        if not np.isfinite(self.tol) or self.tol < 0:
+            raise ValueError(f"tol must be a finite number >= 0, got {self.tol!r}")
+        if self.algorithm not in _ALGORITHMS:
+            raise ValueError(f"algorithm must be one of {_ALGORITHMS}, got {self.algorithm!r}")
+        return k, n_init, resolve_device(self.device)
+
+    def fit(self, X: Any, y: Any = None) -> KMeans:
+        """Cluster X (N, D); ``y`` is ignored (scikit-learn API)."""
+        X = _check_data(X)
+        k, n_init, device = self._check_params(X)
+        if k > X.shape[0]:
+            raise ValueError(
+                f"n_clusters={k} is greater than the number of samples ({X.shape[0]}); "
+                "choose n_clusters <= n_samples"
+            )
+        rng = _as_rng(self.random_state)
+        tol = float(K.mean_variance(X)) * float(self.tol)
+        algorithm = "hamerly" if self.algorithm == "auto" else self.algorithm
+        best = None
+        for _ in range(n_init):
+            if isinstance(self.init, str) and self.init == "k-means++":
+                centers = kmeans_plusplus(X, k, rng)
+            elif isinstance(self.init, str):
+                centers = X[rng.choice(X.shape[0], k, replace=False)].astype(np.float64)
+            else:
+                centers = np.array(self.init, dtype=np.float64)
+            if device == "cpu":
+                run = lloyd(X, centers, int(self.max_iter), tol, algorithm)
+            else:
+                run = lloyd_torch(X, centers, int(self.max_iter), tol, device)
+            if best is None or run["inertia"] < best["inertia"]:
+                best = run
+        assert best is not None
+        n_distinct = int(np.count_nonzero(np.bincount(best["labels"], minlength=k)))
+        if n_distinct < k:
+            warnings.warn(
+                f"only {n_distinct} distinct clusters found for n_clusters={k}: the data has "
+                "fewer distinct points than clusters",
+                stacklevel=2,
+            )
+        self.cluster_centers_ = best["centers"].astype(X.dtype)
+        self.labels_ = best["labels"].astype(np.int64)
+        self.inertia_ = best["inertia"]
+        self.n_iter_ = best["n_iter"]
+        self.inertia_history_ = best["inertia_history"]
+        self.n_features_in_ = X.shape[1]
+        return self
+
+    def _check_fitted(self) -> None:
+        if not hasattr(self, "cluster_centers_"):
+            raise ValueError("this KMeans is not fitted yet; call fit(X) first")
+
+    def predict(self, X: Any) -> np.ndarray:
+        """Index of the nearest centre for each row of X."""
+        self._check_fitted()
+        X = _check_data(X)
+        if X.shape[1] != self.n_features_in_:
+            raise ValueError(f"X has {X.shape[1]} features; this KMeans was fitted on {self.n_features_in_}")
+        labels = np.full(X.shape[0], -1, dtype=np.int32)
+        K.assign(X, self.cluster_centers_.astype(np.float64), labels, False)
+        return labels.astype(np.int64)
+
+    def fit_predict(self, X: Any, y: Any = None) -> np.ndarray:
+        return self.fit(X).labels_
+
+    def score(self, X: Any, y: Any = None) -> float:
+        """Opposite of the inertia of X under the fitted centres (higher is better)."""
+        self._check_fitted()
+        X = _check_data(X)
+        labels = np.full(X.shape[0], -1, dtype=np.int32)
+        _, _, inertia, _ = K.assign(X, self.cluster_centers_.astype(np.float64), labels, False)
+        return -float(inertia)
+
+    def __repr__(self) -> str:
+        return f"KMeans(n_clusters={self.n_clusters!r}, init={self.init if isinstance(self.init, str) else 'array'!r})"
+
+
+class KMeansSegmenter:
+    """Segment an image by k-means on per-pixel features (default: colour + position, "lab+xy").
+
+    Args:
+        n_clusters: number of clusters K.
+        features: feature spec for :func:`seglab.features.pixel_features`.
+        spatial_weight: colour units per pixel of distance (0 ignores position).
+        min_region_size: if > 0, split clusters into connected regions and merge regions smaller
+            than this into the neighbour they share most border with; ``labels_`` keeps cluster ids
+            (the merged speck takes its neighbour's cluster), ``regions_`` numbers the regions.
+        weights: extra per-group feature weights (see ``pixel_features``).
+        init, n_init, max_iter, tol, random_state, algorithm, device: passed to :class:`KMeans`.
+
+    Attributes after ``fit``:
+        labels_ (H, W) cluster ids 0..K-1, regions_ (H, W) connected-region ids 0..R-1, n_regions_,
+        cluster_centers_ (K, D) in feature space, inertia_, n_iter_, kmeans_ (the fitted KMeans).
+    """
+
+    def __init__(
+        self,
+        n_clusters: int = 5,
+        features: str = "lab+xy",
+        spatial_weight: float = 0.3,
+        min_region_size: int = 0,
+        *,
+        weights: dict[str, float] | None = None,
+        init: str | np.ndarray = "k-means++",
+        n_init: int | str = "auto",
+        max_iter: int = 300,
+        tol: float = 1e-4,
+        random_state: int | np.random.Generator | None = None,
+        algorithm: str = "auto",
+        device: str = "cpu",
+    ) -> None:
+        self.n_clusters = n_clusters
+        self.features = features
+        self.spatial_weight = spatial_weight
+        self.min_region_size = min_region_size
+        self.weights = weights
+        self.init = init
+        self.n_init = n_init
+        self.max_iter = max_iter
+        self.tol = tol
+        self.random_state = random_state
+        self.algorithm = algorithm
+        self.device = device
+
+    def _features(self, image: Any) -> tuple[np.ndarray, tuple[int, int]]:
+        image = check_image(image)
+        X = pixel_features(image, self.features, self.spatial_weight, self.weights)
+        return X, image.shape[:2]
+
+    def _postprocess(self, labels: np.ndarray, X: np.ndarray) -> tuple[np.ndarray, np.ndarray, int]:
+        regions, carried = _split_and_merge(labels, self.min_region_size)
+        return carried[regions].astype(np.int64), regions, int(regions.max()) + 1
+
+    def fit(self, image: Any) -> KMeansSegmenter:
+        """Cluster the pixels of ``image`` (gray, RGB or RGBA array)."""
+        k = _check_n_clusters(self.n_clusters)
+        _check_min_size(self.min_region_size)
+        X, (h, w) = self._features(image)
+        if k > h * w:
+            raise ValueError(
+                f"n_clusters={k} is greater than the number of pixels ({h * w}); "
+                "choose n_clusters <= height * width"
+            )
+        self.kmeans_ = KMeans(
+            k,
+            init=self.init,
+            n_init=self.n_init,
+            max_iter=self.max_iter,
+            tol=self.tol,
+            random_state=self.random_state,
+            algorithm=self.algorithm,
+            device=self.device,
+        ).fit(X)
+        labels = self.kmeans_.labels_.reshape(h, w)
+        self.labels_, self.regions_, self.n_regions_ = self._postprocess(labels, X)
+        self.cluster_centers_ = self.kmeans_.cluster_centers_
+        self.inertia_ = self.kmeans_.inertia_
+        self.n_iter_ = self.kmeans_.n_iter_
+        return self
+
+    def fit_predict(self, image: Any) -> np.ndarray:
+        return self.fit(image).labels_
+
+    def predict(self, image: Any) -> np.ndarray:
+        """Label another image with the fitted centres (same features and post-processing)."""
+        if not hasattr(self, "kmeans_"):
+            raise ValueError("this KMeansSegmenter is not fitted yet; call fit(image) first")
+        X, (h, w) = self._features(image)
+        labels = self.kmeans_.predict(X).reshape(h, w)
+        return self._postprocess(labels, X)[0]
