@@ -51,6 +51,19 @@ FEATURE_GROUPS: dict[str, int] = {
 
 _TEXTURE_SCALES = (1.0, 2.0, 4.0)
 
+#: With ``spatial_weight="auto"``, crossing the whole image diagonal counts as this many colour
+#: units, so position matters equally on a thumbnail and on a 12-megapixel photo.
+AUTO_SPATIAL_UNITS = 25.0
+
+
+def resolve_spatial_weight(spatial_weight: float | str, shape: tuple[int, ...]) -> float:
+    """Colour units per pixel: the number given, or for ``"auto"`` 25 / (image diagonal)."""
+    if isinstance(spatial_weight, str):
+        if spatial_weight != "auto":
+            raise ValueError(f"spatial_weight must be a number >= 0 or 'auto', got {spatial_weight!r}")
+        return AUTO_SPATIAL_UNITS / float(np.hypot(shape[0], shape[1]))
+    return _check_weight("spatial_weight", spatial_weight)
+
 
 def parse_features(features: str) -> list[str]:
     """Split a spec such as ``"lab+xy"`` into group names, checking each one."""
@@ -93,7 +106,7 @@ def _check_weight(name: str, value: float) -> float:
 def pixel_features(
     image: np.ndarray,
     features: str = "lab+xy",
-    spatial_weight: float = 1.0,
+    spatial_weight: float | str = 1.0,
     weights: Mapping[str, float] | None = None,
 ) -> np.ndarray:
     """Return the (H*W, D) float32 feature matrix of ``image``, pixels in row-major order.
@@ -101,11 +114,13 @@ def pixel_features(
     Args:
         image: gray, RGB or RGBA array (uint8, uint16 or float in [0, 1]).
         features: groups joined by ``+``; see the module docstring for each group's units.
-        spatial_weight: colour units per pixel of distance for the ``xy`` group.
+        spatial_weight: colour units per pixel of distance for the ``xy`` group, or ``"auto"``
+            for 25 / (image diagonal in pixels): crossing the image counts as 25 colour units.
         weights: optional extra multipliers per group, e.g. ``{"texture": 0.5}``.
     """
     groups = parse_features(features)
-    spatial_weight = _check_weight("spatial_weight", spatial_weight)
+    img = to_float(image)
+    spatial_weight = resolve_spatial_weight(spatial_weight, img.shape)
     weights = dict(weights or {})
     for g, w in weights.items():
         if g not in FEATURE_GROUPS:
@@ -114,8 +129,6 @@ def pixel_features(
     if "xy" in weights and spatial_weight != 1.0:
         raise ValueError("give the xy weight either as spatial_weight or in weights, not both")
     weights.setdefault("xy", spatial_weight)
-
-    img = to_float(image)
     h, w = img.shape[:2]
     cache: dict[str, np.ndarray] = {}
 

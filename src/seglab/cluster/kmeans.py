@@ -20,7 +20,7 @@ from typing import Any
 
 import numpy as np
 
-from ..features import pixel_features
+from ..features import pixel_features, resolve_spatial_weight
 from ..image import check_image
 from . import _kmeans_kernels as K
 from .regions import _check_min_size, _split_and_merge
@@ -393,7 +393,7 @@ class KMeans:
             if best is None or run["inertia"] < best["inertia"]:
                 best = run
         assert best is not None
-        n_distinct = int(np.count_nonzero(np.bincount(best["labels"], minlength=k)))
+        n_distinct = len(np.unique(best["centers"], axis=0))
         if n_distinct < k:
             warnings.warn(
                 f"only {n_distinct} distinct clusters found for n_clusters={k}: the data has "
@@ -443,7 +443,8 @@ class KMeansSegmenter:
     Args:
         n_clusters: number of clusters K.
         features: feature spec for :func:`seglab.features.pixel_features`.
-        spatial_weight: colour units per pixel of distance (0 ignores position).
+        spatial_weight: colour units per pixel of distance (0 ignores position), or "auto"
+            (default): 25 / image diagonal, i.e. crossing the image counts as 25 Lab units.
         min_region_size: if > 0, split clusters into connected regions and merge regions smaller
             than this into the neighbour they share most border with; ``labels_`` keeps cluster ids
             (the merged speck takes its neighbour's cluster), ``regions_`` numbers the regions.
@@ -452,6 +453,7 @@ class KMeansSegmenter:
 
     Attributes after ``fit``:
         labels_ (H, W) cluster ids 0..K-1, regions_ (H, W) connected-region ids 0..R-1, n_regions_,
+        spatial_weight_ (the weight used; ``predict`` reuses it so distances keep their meaning),
         cluster_centers_ (K, D) in feature space, inertia_, n_iter_, kmeans_ (the fitted KMeans).
     """
 
@@ -459,7 +461,7 @@ class KMeansSegmenter:
         self,
         n_clusters: int = 5,
         features: str = "lab+xy",
-        spatial_weight: float = 0.3,
+        spatial_weight: float | str = "auto",
         min_region_size: int = 0,
         *,
         weights: dict[str, float] | None = None,
@@ -486,7 +488,7 @@ class KMeansSegmenter:
 
     def _features(self, image: Any) -> tuple[np.ndarray, tuple[int, int]]:
         image = check_image(image)
-        X = pixel_features(image, self.features, self.spatial_weight, self.weights)
+        X = pixel_features(image, self.features, self.spatial_weight_, self.weights)
         return X, image.shape[:2]
 
     def _postprocess(self, labels: np.ndarray, X: np.ndarray) -> tuple[np.ndarray, np.ndarray, int]:
@@ -497,6 +499,8 @@ class KMeansSegmenter:
         """Cluster the pixels of ``image`` (gray, RGB or RGBA array)."""
         k = _check_n_clusters(self.n_clusters)
         _check_min_size(self.min_region_size)
+        image = check_image(image)
+        self.spatial_weight_ = resolve_spatial_weight(self.spatial_weight, image.shape)
         X, (h, w) = self._features(image)
         if k > h * w:
             raise ValueError(

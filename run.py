@@ -1,0 +1,58 @@
+#!/usr/bin/env python3
+"""One entry point for a fresh clone: `python3 run.py demo` and `python3 run.py test`.
+
+Needs only Python 3.10+. On first use it creates a virtual environment in .venv and installs
+seglab into it (editable, with the test tools); later runs reuse it, reinstalling only when
+pyproject.toml has changed.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import subprocess
+import sys
+import venv
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent
+VENV = ROOT / ".venv"
+BIN = VENV / ("Scripts" if os.name == "nt" else "bin")
+PYTHON = BIN / ("python.exe" if os.name == "nt" else "python")
+STAMP = VENV / ".seglab-installed"
+
+
+def ensure_env() -> None:
+    if sys.version_info < (3, 10):
+        sys.exit(f"seglab needs Python 3.10 or newer; this is {sys.version.split()[0]}")
+    digest = hashlib.sha256((ROOT / "pyproject.toml").read_bytes()).hexdigest()
+    if PYTHON.exists() and STAMP.exists() and STAMP.read_text().strip() == digest:
+        return
+    if not PYTHON.exists():
+        print(f"[run.py] creating a virtual environment in {VENV}", flush=True)
+        venv.EnvBuilder(with_pip=True, clear=VENV.exists()).create(VENV)
+    print("[run.py] installing seglab and its dependencies (first run: a few minutes)", flush=True)
+    pip = [str(PYTHON), "-m", "pip", "install", "--disable-pip-version-check"]
+    subprocess.run([*pip, "--upgrade", "pip"], check=True, stdout=subprocess.DEVNULL)
+    subprocess.run([*pip, "-e", f"{ROOT}[dev]"], check=True)
+    STAMP.write_text(digest)
+
+
+def main() -> int:
+    commands = {"demo": "segment a bundled photo with k-means", "test": "run the test suite"}
+    if len(sys.argv) < 2 or sys.argv[1] not in commands:
+        print("usage: python3 run.py {demo|test} [extra arguments]")
+        for name, what in commands.items():
+            print(f"  {name:5s} {what}")
+        return 2
+    ensure_env()
+    cmd, extra = sys.argv[1], sys.argv[2:]
+    if cmd == "demo":
+        argv = [str(BIN / "seglab"), "demo", *extra]
+    else:
+        argv = [str(PYTHON), "-m", "pytest", *extra]
+    return subprocess.call(argv, cwd=ROOT)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

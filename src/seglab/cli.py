@@ -1,0 +1,304 @@
+"""The ``seglab`` command line.
+
+Errors a user can fix (a missing file, a bad parameter) print one line on stderr and exit with
+status 2, leaving nothing half-written in the output folder: results are built in a staging
+folder inside ``--out`` and moved into place only when every image has succeeded.
+"""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+import sys
+import tempfile
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+
+from . import __version__
+
+EXIT_USAGE = 2
+
+SEGMENT_EXAMPLES = """\
+examples:
+  seglab segment photo.jpg --k 5 --out results
+  seglab segment a.png b.png --k 2,3,5 --features lab+xy --spatial-weight 0.05 --out results
+  seglab segment scan.tif --k 2 --features gray --min-region-size 20 --out results
+
+writes, for each image, RESULTS/<image stem>/: labels.png (16-bit cluster ids), overlay.png,
+mean_color.png, boundaries.png and summary.json; with several K, one sub-folder k<K>/ per K
+plus k_sweep.png, the segmentations side by side with their inertia.
+"""
+
+DEMO_EXAMPLES = """\
+examples:
+  seglab demo                 # segments the bundled cat photo into seglab-demo/
+  seglab demo --image coffee --k 3,5,8 --out demo
+"""
+
+
+class UsageError(Exception):
+    """A problem with the user's input: reported in one line, exit status 2."""
+
+
+def _parse_ks(text: str) -> list[int]:
+    try:
+        ks = [int(t) for t in text.split(",") if t.strip()]
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"--k must be an integer or a comma-separated list such as 2,3,5; got {text!r}"
+        ) from None
+    if not ks:
+        raise argparse.ArgumentTypeError("--k needs at least one value")
+    for k in ks:
+        if k < 1:
+            raise argparse.ArgumentTypeError(f"--k values must be >= 1, got {k}")
+    return ks
+
+
+def _spatial_weight(text: str) -> float | str:
+    if text == "auto":
+        return text
+    return _non_negative_float(text)
+
+
+def _non_negative_float(text: str) -> float:
+    try:
+        v = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+    if not np.isfinite(v) or v < 0:
+        raise argparse.ArgumentTypeError(f"expected a finite number >= 0, got {text}")
+    return v
+
+
+def _non_negative_int(text: str) -> int:
+    try:
+        v = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
+    if v < 0:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 0, got {v}")
+    return v
+
+
+def _features_arg(text: str) -> str:
+    from .features import parse_features
+
+    try:
+        parse_features(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+    return text
+
+
+def _add_kmeans_args(p: argparse.ArgumentParser, default_k: str) -> None:
+    p.add_argument("--method", choices=["kmeans"], default="kmeans", help="segmentation method (default: kmeans)")
+    p.add_argument("--k", type=_parse_ks, default=_parse_ks(default_k), metavar="K[,K...]",
+                   help=f"number of clusters, or a list to compare (default: {default_k})")
+    p.add_argument("--features", type=_features_arg, default="lab+xy",
+                   help="per-pixel features joined by '+': rgb, lab, hsv, gray, xy, grad, texture (default: lab+xy)")
+    p.add_argument("--spatial-weight", type=_spatial_weight, default="auto", metavar="W",
+                   help="colour units per pixel of distance for the xy feature, or 'auto' = 25 / image "
+                   "diagonal (default: auto)")
+    p.add_argument("--min-region-size", type=_non_negative_int, default=0, metavar="N",
+                   help="merge connected regions smaller than N pixels into a neighbour (default: 0, off)")
+    p.add_argument("--seed", type=int, default=0, help="random seed for k-means++ (default: 0)")
+    p.add_argument("--n-init", type=int, default=1, help="k-means restarts, best kept (default: 1)")
+    p.add_argument("--device", default="cpu", help="cpu, cuda or auto (default: cpu)")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="seglab",
+        description="Image segmentation: clustering (k-means) today, fully convolutional networks next.",
+        epilog="example:\n  seglab segment photo.jpg --k 5 --out results\n\nrun 'seglab COMMAND --help' for a command's options.",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--version", action="version", version=f"seglab {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    seg = sub.add_parser(
+        "segment",
+        help="segment images by clustering their pixels",
+        description="Segment one or more images by k-means clustering of per-pixel features.",
+        epilog=SEGMENT_EXAMPLES,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    seg.add_argument("images", nargs="+", metavar="IMAGE", help="image files (PNG, JPEG, TIFF, ...)")
+    _add_kmeans_args(seg, "5")
+    seg.add_argument("--out", default="seglab-out", metavar="DIR", help="output folder (default: seglab-out)")
+    seg.add_argument("--quiet", action="store_true", help="no progress bar or closing message")
+
+    demo = sub.add_parser(
+        "demo",
+        help="segment a bundled example photo",
+        description="Segment one of the photos bundled with seglab and write the pictures and JSON.",
+        epilog=DEMO_EXAMPLES,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    demo.add_argument("--image", default="chelsea", choices=["chelsea", "coffee", "rocket"],
+                      help="which bundled photo (default: chelsea)")
+    _add_kmeans_args(demo, "2,4,8")
+    demo.add_argument("--out", default="seglab-demo", metavar="DIR", help="output folder (default: seglab-demo)")
+    demo.add_argument("--quiet", action="store_true", help="no progress bar or closing message")
+    return parser
+
+
+def _segment_one(image: np.ndarray, k: int, args: argparse.Namespace) -> tuple[dict, np.ndarray]:
+    from .cluster import KMeansSegmenter
+
+    seg = KMeansSegmenter(
+        n_clusters=k,
+        features=args.features,
+        spatial_weight=args.spatial_weight,
+        min_region_size=args.min_region_size,
+        random_state=args.seed,
+        n_init=args.n_init,
+        device=args.device,
+    )
+    t0 = time.perf_counter()
+    try:
+        seg.fit(image)
+    except ValueError as exc:
+        raise UsageError(str(exc)) from None
+    seconds = time.perf_counter() - t0
+    counts = np.bincount(seg.labels_.ravel(), minlength=k)
+    summary = {
+        "k": k,
+        "inertia": float(seg.inertia_),
+        "n_iter": int(seg.n_iter_),
+        "seconds": round(seconds, 4),
+        "n_regions": int(seg.n_regions_),
+        "spatial_weight_used": float(seg.spatial_weight_),
+        "pixels_per_label": {str(i): int(c) for i, c in enumerate(counts)},
+    }
+    return summary, seg.labels_
+
+
+def _write_pictures(folder: Path, image: np.ndarray, labels: np.ndarray) -> None:
+    from . import io, viz
+
+    io.write_labels(folder / "labels.png", labels)
+    io.write_image(folder / "overlay.png", viz.overlay(image, labels, 0.5))
+    io.write_image(folder / "mean_color.png", viz.mean_color(image, labels))
+    io.write_image(folder / "boundaries.png", viz.mark_boundaries(image, labels))
+
+
+def _process_image(path: Path, image: np.ndarray, args: argparse.Namespace, folder: Path) -> dict:
+    from . import io, viz
+
+    params = {
+        "method": args.method,
+        "k": args.k if len(args.k) > 1 else args.k[0],
+        "features": args.features,
+        "spatial_weight": args.spatial_weight,
+        "min_region_size": args.min_region_size,
+        "seed": args.seed,
+        "n_init": args.n_init,
+    }
+    base = {
+        "image": str(path),
+        "height": int(image.shape[0]),
+        "width": int(image.shape[1]),
+        "parameters": params,
+        "seglab_version": __version__,
+    }
+    folder.mkdir(parents=True)
+    results = []
+    for k in args.k:
+        summary, labels = _segment_one(image, k, args)
+        target = folder if len(args.k) == 1 else folder / f"k{k}"
+        _write_pictures(target, image, labels)
+        results.append((summary, labels))
+        if len(args.k) > 1:
+            io.write_json(target / "summary.json", {**base, **summary})
+    if len(args.k) == 1:
+        summary = {**base, **results[0][0]}
+    else:
+        fig = viz.k_sweep_figure(
+            image, [{"k": s["k"], "labels": lab, "inertia": s["inertia"]} for s, lab in results],
+            title=path.name,
+        )
+        io.save_figure(folder / "k_sweep.png", fig)
+        import matplotlib.pyplot as plt
+
+        plt.close(fig)
+        summary = {**base, "runs": [s for s, _ in results]}
+    io.write_json(folder / "summary.json", summary)
+    return summary
+
+
+def _run_segment(paths: Sequence[str], args: argparse.Namespace) -> Path:
+    from tqdm.auto import tqdm
+
+    from .io import read_image
+
+    files = [Path(p) for p in paths]
+    stems = [f.stem for f in files]
+    dupes = sorted({s for s in stems if stems.count(s) > 1})
+    if dupes:
+        raise UsageError(f"several input images share the name {dupes[0]!r}; their outputs would collide")
+    for f in files:  # cheap checks first, before any work or any file is written
+        if not f.exists():
+            raise UsageError(f"image file not found: {f}")
+        if not f.is_file():
+            raise UsageError(f"{f} is not a file; expected an image file")
+    out = Path(args.out)
+    if out.exists() and not out.is_dir():
+        raise UsageError(f"--out {out} exists and is not a folder")
+    created_out = not out.exists()
+    out.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=".seglab-staging-", dir=out))
+    try:
+        bar = tqdm(files, desc="segmenting", unit="image", disable=args.quiet or len(files) < 2)
+        for f in bar:
+            try:
+                image = read_image(f)
+            except (ValueError, FileNotFoundError) as exc:
+                raise UsageError(str(exc)) from None
+            _process_image(f, image, args, staging / f.stem)
+        for f in files:  # every image succeeded: move the results into place
+            dest = out / f.stem
+            if dest.exists():
+                shutil.rmtree(dest) if dest.is_dir() else dest.unlink()
+            (staging / f.stem).rename(dest)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        if created_out:
+            shutil.rmtree(out, ignore_errors=True)
+        raise
+    shutil.rmtree(staging, ignore_errors=True)
+    return out
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.command is None:
+        parser.print_help()
+        return EXIT_USAGE
+    try:
+        if args.command == "demo":
+            from .data import sample_path
+
+            paths = [str(sample_path(args.image))]
+        else:
+            paths = args.images
+        out = _run_segment(paths, args)
+    except UsageError as exc:
+        print(f"seglab: error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        print("seglab: interrupted", file=sys.stderr)
+        return 130
+    if not args.quiet:
+        names = ", ".join(Path(p).stem for p in paths)
+        print(f"seglab: wrote results for {names} to {out.resolve()}")
+    return 0
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())
