@@ -23,7 +23,7 @@ STAMP = VENV / ".seglab-installed"
 
 
 def ensure_env() -> None:
-    if sys.version_info < (3, 10):
+    if sys.version_info < (3, 10):  # noqa: UP036 - run.py must explain itself on old Pythons
         sys.exit(f"seglab needs Python 3.10 or newer; this is {sys.version.split()[0]}")
     digest = hashlib.sha256((ROOT / "pyproject.toml").read_bytes()).hexdigest()
     if PYTHON.exists() and STAMP.exists() and STAMP.read_text().strip() == digest:

@@ -21,6 +21,7 @@ import numpy as np
 from skimage.transform import resize
 
 from seglab.cluster import KMeans, kmeans_plusplus
+from seglab.cluster._kmeans_kernels import assign
 from seglab.data import sample_image
 from seglab.features import pixel_features
 
@@ -39,24 +40,77 @@ def best_time(fn, repeats):
     return best, out
 
 
+def measure(X, init, tol_abs, args) -> dict:
+    """Time seglab, scikit-learn and OpenCV from the same start on features X."""
+    import cv2
+    from sklearn.cluster import KMeans as SKKMeans
+
+    k = len(init)
+    KMeans(k, init=init, max_iter=args.max_iter, tol=args.tol).fit(X)  # warm-up: load kernels
+    t_ours, ours = best_time(
+        lambda: KMeans(k, init=init, max_iter=args.max_iter, tol=args.tol).fit(X), args.repeats
+    )
+    t_sk, sk = best_time(
+        lambda: SKKMeans(
+            k, init=init, n_init=1, algorithm="lloyd", max_iter=args.max_iter, tol=args.tol
+        ).fit(X),
+        args.repeats,
+    )
+    # OpenCV starts from labels, not centres: give it the nearest-centre labels of the same start
+    init_labels = np.full(X.shape[0], -1, dtype=np.int32)
+    assign(X, init, init_labels, False)
+    # OpenCV stops when every centre moved less than eps (it squares eps internally)
+    crit = (
+        cv2.TERM_CRITERIA_EPS + cv2.TERM_CRITERIA_MAX_ITER,
+        args.max_iter,
+        float(np.sqrt(tol_abs)),
+    )
+    t_cv, (cv_compact, _, _) = best_time(
+        lambda: cv2.kmeans(
+            X, k, init_labels[:, None].copy(), crit, 1, cv2.KMEANS_USE_INITIAL_LABELS
+        ),
+        args.repeats,
+    )
+    return {
+        "t_ours": t_ours,
+        "t_sk": t_sk,
+        "t_cv": t_cv,
+        "i_ours": ours.inertia_,
+        "i_sk": sk.inertia_,
+        "i_cv": cv_compact,
+        "n_ours": ours.n_iter_,
+        "n_sk": sk.n_iter_,
+    }
+
+
 def machine() -> str:
-    return f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores, {platform.system()}"
+    return (
+        f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores, {platform.system()}"
+    )
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     ap.add_argument("--sizes", default="0.25,1,4", help="megapixels, comma separated")
     ap.add_argument("--k", type=int, default=8)
     ap.add_argument("--max-iter", type=int, default=300)
     ap.add_argument("--tol", type=float, default=1e-4)
-    ap.add_argument("--spatial-weight", type=float, default=0.3)
+    ap.add_argument(
+        "--spatial-weight",
+        type=lambda t: t if t == "auto" else float(t),
+        default="auto",
+        help="colour units per pixel, or 'auto' (25 / image diagonal, the segmenter's default)",
+    )
     ap.add_argument("--repeats", type=int, default=3)
-    ap.add_argument("--write", action="store_true", help="write the table into benchmarks/RESULTS.md")
+    ap.add_argument(
+        "--write", action="store_true", help="write the table into benchmarks/RESULTS.md"
+    )
     args = ap.parse_args()
 
     import cv2
     import sklearn
-    from sklearn.cluster import KMeans as SKKMeans
 
     photo = sample_image("coffee")
     rows = []
@@ -68,38 +122,12 @@ def main() -> None:
         init = kmeans_plusplus(X, args.k, np.random.default_rng(0))
         tol_abs = float(np.mean(np.var(X, axis=0, dtype=np.float64))) * args.tol
 
-        ours = KMeans(args.k, init=init, max_iter=args.max_iter, tol=args.tol)
-        ours.fit(X)  # warm-up: compiles (or loads) the kernels
-        t_ours, ours = best_time(lambda: KMeans(args.k, init=init, max_iter=args.max_iter, tol=args.tol).fit(X), args.repeats)
-        t_sk, sk = best_time(
-            lambda: SKKMeans(args.k, init=init, n_init=1, algorithm="lloyd", max_iter=args.max_iter, tol=args.tol).fit(X),
-            args.repeats,
-        )
-        init_labels = KMeans(args.k, init=init, max_iter=1).fit(X).predict(X).astype(np.int32)[:, None]
-        crit = (cv2.TERM_CRITERIA_EPS + cv2.TERM_CRITERIA_MAX_ITER, args.max_iter, float(np.sqrt(tol_abs)))
-
-        def run_cv():
-            return cv2.kmeans(X, args.k, init_labels.copy(), crit, 1, cv2.KMEANS_USE_INITIAL_LABELS)
-
-        t_cv, (cv_compact, _, _) = best_time(run_cv, args.repeats)
-        rows.append(
-            {
-                "mp": mp,
-                "pixels": X.shape[0],
-                "t_ours": t_ours,
-                "t_sk": t_sk,
-                "t_cv": t_cv,
-                "i_ours": ours.inertia_,
-                "i_sk": sk.inertia_,
-                "i_cv": cv_compact,
-                "n_ours": ours.n_iter_,
-                "n_sk": sk.n_iter_,
-            }
-        )
+        rows.append(measure(X, init, tol_abs, args) | {"mp": mp, "pixels": X.shape[0]})
         r = rows[-1]
         print(
-            f"{mp:>5} MP  seglab {t_ours:.3f}s ({r['n_ours']} it)  sklearn {t_sk:.3f}s ({r['n_sk']} it)  "
-            f"cv2 {t_cv:.3f}s  speed-up vs sklearn {t_sk / t_ours:.1f}x  vs cv2 {t_cv / t_ours:.1f}x  "
+            f"{mp:>5} MP  seglab {r['t_ours']:.3f}s ({r['n_ours']} it)  "
+            f"sklearn {r['t_sk']:.3f}s ({r['n_sk']} it)  cv2 {r['t_cv']:.3f}s  "
+            f"speed-up vs sklearn {r['t_sk'] / r['t_ours']:.1f}x  vs cv2 {r['t_cv'] / r['t_ours']:.1f}x  "
             f"inertia diff vs sklearn {100 * (r['i_ours'] - r['i_sk']) / r['i_sk']:+.4f}%",
             flush=True,
         )

@@ -43,6 +43,13 @@ class UsageError(Exception):
     """A problem with the user's input: reported in one line, exit status 2."""
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse, but a usage error is one line on stderr (no usage dump), exit status 2."""
+
+    def error(self, message: str):  # type: ignore[override]
+        self.exit(EXIT_USAGE, f"seglab: error: {message} (see '{self.prog} --help')\n")
+
+
 def _parse_ks(text: str) -> list[int]:
     try:
         ks = [int(t) for t in text.split(",") if t.strip()]
@@ -95,23 +102,47 @@ def _features_arg(text: str) -> str:
 
 
 def _add_kmeans_args(p: argparse.ArgumentParser, default_k: str) -> None:
-    p.add_argument("--method", choices=["kmeans"], default="kmeans", help="segmentation method (default: kmeans)")
-    p.add_argument("--k", type=_parse_ks, default=_parse_ks(default_k), metavar="K[,K...]",
-                   help=f"number of clusters, or a list to compare (default: {default_k})")
-    p.add_argument("--features", type=_features_arg, default="lab+xy",
-                   help="per-pixel features joined by '+': rgb, lab, hsv, gray, xy, grad, texture (default: lab+xy)")
-    p.add_argument("--spatial-weight", type=_spatial_weight, default="auto", metavar="W",
-                   help="colour units per pixel of distance for the xy feature, or 'auto' = 25 / image "
-                   "diagonal (default: auto)")
-    p.add_argument("--min-region-size", type=_non_negative_int, default=0, metavar="N",
-                   help="merge connected regions smaller than N pixels into a neighbour (default: 0, off)")
+    p.add_argument(
+        "--method",
+        choices=["kmeans"],
+        default="kmeans",
+        help="segmentation method (default: kmeans)",
+    )
+    p.add_argument(
+        "--k",
+        type=_parse_ks,
+        default=_parse_ks(default_k),
+        metavar="K[,K...]",
+        help=f"number of clusters, or a list to compare (default: {default_k})",
+    )
+    p.add_argument(
+        "--features",
+        type=_features_arg,
+        default="lab+xy",
+        help="per-pixel features joined by '+': rgb, lab, hsv, gray, xy, grad, texture (default: lab+xy)",
+    )
+    p.add_argument(
+        "--spatial-weight",
+        type=_spatial_weight,
+        default="auto",
+        metavar="W",
+        help="colour units per pixel of distance for the xy feature, or 'auto' = 25 / image "
+        "diagonal (default: auto)",
+    )
+    p.add_argument(
+        "--min-region-size",
+        type=_non_negative_int,
+        default=0,
+        metavar="N",
+        help="merge connected regions smaller than N pixels into a neighbour (default: 0, off)",
+    )
     p.add_argument("--seed", type=int, default=0, help="random seed for k-means++ (default: 0)")
     p.add_argument("--n-init", type=int, default=1, help="k-means restarts, best kept (default: 1)")
     p.add_argument("--device", default="cpu", help="cpu, cuda or auto (default: cpu)")
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="seglab",
         description="Image segmentation: clustering (k-means) today, fully convolutional networks next.",
         epilog="example:\n  seglab segment photo.jpg --k 5 --out results\n\nrun 'seglab COMMAND --help' for a command's options.",
@@ -127,9 +158,13 @@ def build_parser() -> argparse.ArgumentParser:
         epilog=SEGMENT_EXAMPLES,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    seg.add_argument("images", nargs="+", metavar="IMAGE", help="image files (PNG, JPEG, TIFF, ...)")
+    seg.add_argument(
+        "images", nargs="+", metavar="IMAGE", help="image files (PNG, JPEG, TIFF, ...)"
+    )
     _add_kmeans_args(seg, "5")
-    seg.add_argument("--out", default="seglab-out", metavar="DIR", help="output folder (default: seglab-out)")
+    seg.add_argument(
+        "--out", default="seglab-out", metavar="DIR", help="output folder (default: seglab-out)"
+    )
     seg.add_argument("--quiet", action="store_true", help="no progress bar or closing message")
 
     demo = sub.add_parser(
@@ -139,10 +174,16 @@ def build_parser() -> argparse.ArgumentParser:
         epilog=DEMO_EXAMPLES,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    demo.add_argument("--image", default="chelsea", choices=["chelsea", "coffee", "rocket"],
-                      help="which bundled photo (default: chelsea)")
+    demo.add_argument(
+        "--image",
+        default="chelsea",
+        choices=["chelsea", "coffee", "rocket"],
+        help="which bundled photo (default: chelsea)",
+    )
     _add_kmeans_args(demo, "2,4,8")
-    demo.add_argument("--out", default="seglab-demo", metavar="DIR", help="output folder (default: seglab-demo)")
+    demo.add_argument(
+        "--out", default="seglab-demo", metavar="DIR", help="output folder (default: seglab-demo)"
+    )
     demo.add_argument("--quiet", action="store_true", help="no progress bar or closing message")
     return parser
 
@@ -219,7 +260,8 @@ def _process_image(path: Path, image: np.ndarray, args: argparse.Namespace, fold
         summary = {**base, **results[0][0]}
     else:
         fig = viz.k_sweep_figure(
-            image, [{"k": s["k"], "labels": lab, "inertia": s["inertia"]} for s, lab in results],
+            image,
+            [{"k": s["k"], "labels": lab, "inertia": s["inertia"]} for s, lab in results],
             title=path.name,
         )
         io.save_figure(folder / "k_sweep.png", fig)
@@ -240,7 +282,9 @@ def _run_segment(paths: Sequence[str], args: argparse.Namespace) -> Path:
     stems = [f.stem for f in files]
     dupes = sorted({s for s in stems if stems.count(s) > 1})
     if dupes:
-        raise UsageError(f"several input images share the name {dupes[0]!r}; their outputs would collide")
+        raise UsageError(
+            f"several input images share the name {dupes[0]!r}; their outputs would collide"
+        )
     for f in files:  # cheap checks first, before any work or any file is written
         if not f.exists():
             raise UsageError(f"image file not found: {f}")
@@ -276,7 +320,10 @@ def _run_segment(paths: Sequence[str], args: argparse.Namespace) -> Path:
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
-    args = parser.parse_args(argv)
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exc:  # --help, --version, or a usage error already reported
+        return int(exc.code or 0)
     if args.command is None:
         parser.print_help()
         return EXIT_USAGE

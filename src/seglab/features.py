@@ -60,7 +60,9 @@ def resolve_spatial_weight(spatial_weight: float | str, shape: tuple[int, ...]) 
     """Colour units per pixel: the number given, or for ``"auto"`` 25 / (image diagonal)."""
     if isinstance(spatial_weight, str):
         if spatial_weight != "auto":
-            raise ValueError(f"spatial_weight must be a number >= 0 or 'auto', got {spatial_weight!r}")
+            raise ValueError(
+                f"spatial_weight must be a number >= 0 or 'auto', got {spatial_weight!r}"
+            )
         return AUTO_SPATIAL_UNITS / float(np.hypot(shape[0], shape[1]))
     return _check_weight("spatial_weight", spatial_weight)
 

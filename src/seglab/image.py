@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import numpy as np
 
-SUPPORTED = "a (H, W) gray, (H, W, 3) RGB or (H, W, 4) RGBA array of uint8, uint16 or float in [0, 1]"
+SUPPORTED = (
+    "a (H, W) gray, (H, W, 3) RGB or (H, W, 4) RGBA array of uint8, uint16 or float in [0, 1]"
+)
 
 
 def check_image(image: object, name: str = "image") -> np.ndarray:

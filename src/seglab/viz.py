@@ -40,11 +40,15 @@ def voc_palette(n: int = 256) -> np.ndarray:
 def _check_labels_for(image: np.ndarray | None, labels: np.ndarray) -> np.ndarray:
     labels = np.asarray(labels)
     if labels.ndim != 2 or not np.issubdtype(labels.dtype, np.integer):
-        raise ValueError(f"labels must be an (H, W) integer array, got {labels.dtype} {labels.shape}")
+        raise ValueError(
+            f"labels must be an (H, W) integer array, got {labels.dtype} {labels.shape}"
+        )
     if labels.size and labels.min() < 0:
         raise ValueError("labels must be >= 0")
     if image is not None and image.shape[:2] != labels.shape:
-        raise ValueError(f"labels shape {labels.shape} does not match image shape {image.shape[:2]}")
+        raise ValueError(
+            f"labels shape {labels.shape} does not match image shape {image.shape[:2]}"
+        )
     return labels
 
 

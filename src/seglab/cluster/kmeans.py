@@ -33,11 +33,17 @@ def _as_rng(random_state: Any) -> np.random.Generator:
         return random_state
     if random_state is None or isinstance(random_state, numbers.Integral):
         return np.random.default_rng(random_state)
-    raise ValueError(f"random_state must be None, an int or a numpy Generator, got {random_state!r}")
+    raise ValueError(
+        f"random_state must be None, an int or a numpy Generator, got {random_state!r}"
+    )
 
 
 def _check_n_clusters(n_clusters: Any) -> int:
-    if isinstance(n_clusters, bool) or not isinstance(n_clusters, numbers.Integral) or n_clusters < 1:
+    if (
+        isinstance(n_clusters, bool)
+        or not isinstance(n_clusters, numbers.Integral)
+        or n_clusters < 1
+    ):
         raise ValueError(f"n_clusters must be an integer >= 1, got {n_clusters!r}")
     return int(n_clusters)
 
@@ -63,7 +69,7 @@ def _check_data(X: Any, n_clusters: int | None = None) -> np.ndarray:
 
 
 def resolve_device(device: str) -> str:
-    """"auto" -> "cuda" when a GPU is visible, else "cpu"; other values are checked."""
+    """ "auto" -> "cuda" when a GPU is visible, else "cpu"; other values are checked."""
     if not isinstance(device, str):
         raise ValueError(f"device must be 'cpu', 'cuda', 'cuda:N' or 'auto', got {device!r}")
     if device == "auto":
@@ -79,7 +85,9 @@ def resolve_device(device: str) -> str:
         import torch
 
         if not torch.cuda.is_available():
-            raise ValueError(f"device={device!r} asked for, but no CUDA GPU is visible; use 'cpu' or 'auto'")
+            raise ValueError(
+                f"device={device!r} asked for, but no CUDA GPU is visible; use 'cpu' or 'auto'"
+            )
         return device
     raise ValueError(f"device must be 'cpu', 'cuda', 'cuda:N' or 'auto', got {device!r}")
 
@@ -275,7 +283,10 @@ def lloyd_torch(
             s_np, c_np = sums.cpu().numpy(), counts.cpu().numpy()
             _relocate_empty(X, c.cpu().numpy(), lab_np, s_np, c_np)
             labels.copy_(torch.as_tensor(lab_np, device=device))
-            sums, counts = torch.as_tensor(s_np, device=device), torch.as_tensor(c_np, device=device)
+            sums, counts = (
+                torch.as_tensor(s_np, device=device),
+                torch.as_tensor(c_np, device=device),
+            )
         new = torch.where((counts > 0)[:, None], sums / counts.clamp(min=1)[:, None].double(), c)
         shift = float(((new - c) ** 2).sum())
         c = new
@@ -339,7 +350,9 @@ class KMeans:
         k = _check_n_clusters(self.n_clusters)
         if isinstance(self.init, str):
             if self.init not in ("k-means++", "random"):
-                raise ValueError(f"init must be 'k-means++', 'random' or a (K, D) array, got {self.init!r}")
+                raise ValueError(
+                    f"init must be 'k-means++', 'random' or a (K, D) array, got {self.init!r}"
+                )
         else:
             init = np.asarray(self.init, dtype=np.float64)
             if init.shape != (k, X.shape[1]):
@@ -417,7 +430,9 @@ class KMeans:
         self._check_fitted()
         X = _check_data(X)
         if X.shape[1] != self.n_features_in_:
-            raise ValueError(f"X has {X.shape[1]} features; this KMeans was fitted on {self.n_features_in_}")
+            raise ValueError(
+                f"X has {X.shape[1]} features; this KMeans was fitted on {self.n_features_in_}"
+            )
         labels = np.full(X.shape[0], -1, dtype=np.int32)
         K.assign(X, self.cluster_centers_.astype(np.float64), labels, False)
         return labels.astype(np.int64)

@@ -27,7 +27,9 @@ def _check_labels(labels: np.ndarray) -> np.ndarray:
 
 def _check_connectivity(connectivity: int) -> int:
     if connectivity not in (1, 2):
-        raise ValueError(f"connectivity must be 1 (4-neighbours) or 2 (8-neighbours), got {connectivity!r}")
+        raise ValueError(
+            f"connectivity must be 1 (4-neighbours) or 2 (8-neighbours), got {connectivity!r}"
+        )
     return connectivity
 
 
