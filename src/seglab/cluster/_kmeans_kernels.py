@@ -13,7 +13,56 @@ from numba import njit, prange
 CHUNK = 4096
 
 
-@njit(cache=True, parallel=True, fastmath=False)
+@njit(cache=True, inline="always")
+def _round_up(x):  # pragma: no cover - compiled
+    """float32 >= x: bounds are stored in float32 (half the memory traffic) but stay bounds.
+
+    Rounding to nearest moves a value by at most 2**-24 of itself, so widening by 2**-22 first
+    keeps the direction (and, unlike nextafter, compiles to SIMD)."""
+    return np.float32(x + abs(x) * 2.384185791015625e-07)
+
+
+@njit(cache=True, inline="always")
+def _round_down(x):  # pragma: no cover - compiled
+    """float32 <= x (see _round_up)."""
+    return np.float32(x - abs(x) * 2.384185791015625e-07)
+
+
+@njit(cache=True, inline="always")
+def _nearest_two(X, rows, m, centers, buf, b1, b2, bk):  # pragma: no cover - compiled
+    """Nearest and second-nearest centre (squared distances) of the points X[rows[:m]].
+
+    The rows are first copied into a feature-major buffer so that the distance loops run over
+    points, contiguous in memory, and compile to SIMD instructions; the running minima are
+    updated without branches.
+    """
+    d = X.shape[1]
+    k = centers.shape[0]
+    for q in range(m):
+        i = rows[q]
+        for f in range(d):
+            buf[f, q] = X[i, f]
+        b1[q] = np.inf
+        b2[q] = np.inf
+        bk[q] = 0
+    dist = np.empty(m)
+    for j in range(k):
+        for q in range(m):
+            dist[q] = 0.0
+        for f in range(d):
+            c = centers[j, f]
+            for q in range(m):
+                t = buf[f, q] - c
+                dist[q] += t * t
+        for q in range(m):
+            dq = dist[q]
+            b2[q] = min(b2[q], max(dq, b1[q]))
+            closer = dq < b1[q]
+            bk[q] = j if closer else bk[q]
+            b1[q] = dq if closer else b1[q]
+
+
+@njit(cache=True, parallel=True)
 def assign(X, centers, labels, want_sums):  # pragma: no cover - compiled
     """One Lloyd E-step (and the M-step sums): nearest centre for every point.
 
@@ -29,26 +78,26 @@ def assign(X, centers, labels, want_sums):  # pragma: no cover - compiled
     pchanged = np.zeros(n_chunks, dtype=np.int64)
     for c in prange(n_chunks):
         start = c * CHUNK
-        stop = min(n, start + CHUNK)
-        for i in range(start, stop):
-            best = np.inf
-            bk = 0
-            for j in range(k):
-                dist = 0.0
-                for f in range(d):
-                    t = np.float64(X[i, f]) - centers[j, f]
-                    dist += t * t
-                if dist < best:
-                    best = dist
-                    bk = j
-            if labels[i] != bk:
+        m = min(n, start + CHUNK) - start
+        rows = np.arange(start, start + m)
+        buf = np.empty((d, m))
+        b1 = np.empty(m)
+        b2 = np.empty(m)
+        bk = np.empty(m, dtype=np.int32)
+        _nearest_two(X, rows, m, centers, buf, b1, b2, bk)
+        acc = 0.0
+        for q in range(m):
+            i = start + q
+            j = bk[q]
+            if labels[i] != j:
                 pchanged[c] += 1
-                labels[i] = bk
-            pinertia[c] += best
+                labels[i] = j
+            acc += b1[q]
             if want_sums:
-                pcounts[c, bk] += 1
+                pcounts[c, j] += 1
                 for f in range(d):
-                    psums[c, bk, f] += X[i, f]
+                    psums[c, j, f] += buf[f, q]
+        pinertia[c] = acc
     return psums.sum(axis=0), pcounts.sum(axis=0), pinertia.sum(), pchanged.sum()
 
 
@@ -99,28 +148,22 @@ def hamerly_init(X, centers, labels, upper, lower):  # pragma: no cover - compil
     pcounts = np.zeros((n_chunks, k), dtype=np.int64)
     for c in prange(n_chunks):
         start = c * CHUNK
-        stop = min(n, start + CHUNK)
-        for i in range(start, stop):
-            b1 = np.inf
-            b2 = np.inf
-            bk = 0
-            for j in range(k):
-                dist = 0.0
-                for f in range(d):
-                    t = np.float64(X[i, f]) - centers[j, f]
-                    dist += t * t
-                if dist < b1:
-                    b2 = b1
-                    b1 = dist
-                    bk = j
-                elif dist < b2:
-                    b2 = dist
-            labels[i] = bk
-            upper[i] = np.sqrt(b1)
-            lower[i] = np.sqrt(b2)
-            pcounts[c, bk] += 1
+        m = min(n, start + CHUNK) - start
+        rows = np.arange(start, start + m)
+        buf = np.empty((d, m))
+        b1 = np.empty(m)
+        b2 = np.empty(m)
+        bk = np.empty(m, dtype=np.int32)
+        _nearest_two(X, rows, m, centers, buf, b1, b2, bk)
+        for q in range(m):
+            i = start + q
+            j = bk[q]
+            labels[i] = j
+            upper[i] = _round_up(np.sqrt(b1[q]))
+            lower[i] = _round_down(np.sqrt(b2[q]))
+            pcounts[c, j] += 1
             for f in range(d):
-                psums[c, bk, f] += X[i, f]
+                psums[c, j, f] += buf[f, q]
     return psums.sum(axis=0), pcounts.sum(axis=0)
 
 
@@ -128,10 +171,12 @@ def hamerly_init(X, centers, labels, upper, lower):  # pragma: no cover - compil
 def hamerly_step(X, centers, labels, upper, lower, shift, half_sep):  # pragma: no cover
     """One exact Lloyd E-step with Hamerly's (2010) bounds.
 
-    First moves the bounds by the last centre shifts (upper grows by the own centre's shift,
-    lower shrinks by the largest shift of any other centre), then recomputes distances only for
-    points whose upper bound exceeds max(lower, half the distance from their centre to the next).
-    Returns the change in per-cluster sums and counts, and the number of points that moved.
+    Pass 1 moves every point's bounds by the last centre shifts (the upper bound grows by its own
+    centre's shift, the lower bound shrinks by the largest shift of any other centre) and lists,
+    without branching, the points whose upper bound exceeds max(lower bound, half the distance
+    from their centre to the next one): only those can change label. Pass 2 computes all K
+    distances for the listed points, vectorised. Returns the change in per-cluster sums and
+    counts, and the number of points that moved.
     """
     n, d = X.shape
     k = centers.shape[0]
@@ -155,46 +200,41 @@ def hamerly_step(X, centers, labels, upper, lower, shift, half_sep):  # pragma: 
     for c in prange(n_chunks):
         start = c * CHUNK
         stop = min(n, start + CHUNK)
-        for i in range(start, stop):
+        flag = np.empty(stop - start, dtype=np.uint8)
+        for i in range(start, stop):  # SIMD: no branch, no loop-carried state
             a = labels[i]
-            u = upper[i] + shift[a]
-            lo = lower[i] - (m2 if a == i1 else m1)
-            bound = max(lo, half_sep[a])
-            if u > bound:
-                # tighten the upper bound to the true distance, then test again
-                dist = 0.0
-                for f in range(d):
-                    t = np.float64(X[i, f]) - centers[a, f]
-                    dist += t * t
-                u = np.sqrt(dist)
-                if u > bound:
-                    b1 = np.inf
-                    b2 = np.inf
-                    bk = 0
-                    for j in range(k):
-                        dist = 0.0
-                        for f in range(d):
-                            t = np.float64(X[i, f]) - centers[j, f]
-                            dist += t * t
-                        if dist < b1:
-                            b2 = b1
-                            b1 = dist
-                            bk = j
-                        elif dist < b2:
-                            b2 = dist
-                    u = np.sqrt(b1)
-                    lo = np.sqrt(b2)
-                    if bk != a:
-                        pchanged[c] += 1
-                        labels[i] = bk
-                        dcounts[c, a] -= 1
-                        dcounts[c, bk] += 1
-                        for f in range(d):
-                            x = np.float64(X[i, f])
-                            dsums[c, a, f] -= x
-                            dsums[c, bk, f] += x
+            u = _round_up(upper[i] + shift[a])
+            lo = _round_down(lower[i] - (m2 if a == i1 else m1))
             upper[i] = u
             lower[i] = lo
+            flag[i - start] = u > max(lo, half_sep[a])
+        todo = np.empty(stop - start, dtype=np.int32)
+        m = 0
+        for q in range(stop - start):
+            todo[m] = start + q
+            m += flag[q]
+        if m == 0:
+            continue
+        buf = np.empty((d, m))
+        b1 = np.empty(m)
+        b2 = np.empty(m)
+        bk = np.empty(m, dtype=np.int32)
+        _nearest_two(X, todo, m, centers, buf, b1, b2, bk)
+        for q in range(m):
+            i = todo[q]
+            a = labels[i]
+            j = bk[q]
+            upper[i] = _round_up(np.sqrt(b1[q]))
+            lower[i] = _round_down(np.sqrt(b2[q]))
+            if j != a:
+                pchanged[c] += 1
+                labels[i] = j
+                dcounts[c, a] -= 1
+                dcounts[c, j] += 1
+                for f in range(d):
+                    x = buf[f, q]
+                    dsums[c, a, f] -= x
+                    dsums[c, j, f] += x
     return dsums.sum(axis=0), dcounts.sum(axis=0), pchanged.sum()
 
 
