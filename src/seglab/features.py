@@ -10,6 +10,7 @@ group     dims  values and units
 ========  ====  ==========================================================================
 rgb       3     R, G, B scaled to 0..100
 lab       3     CIE L*a*b* (D65): L* in 0..100, a*, b* roughly -100..100 (1 unit ~ 1 ΔE)
+luv       3     CIE L*u*v* (D65): L* in 0..100, u*, v* roughly -100..100 (mean-shift's classic)
 hsv       3     H, S, V scaled to 0..100 (hue wraps around: 0 and 100 are both red)
 gray      1     luminance (ITU-R 709 weights) scaled to 0..100
 xy        2     pixel column x and row y, in pixels, times ``spatial_weight``
@@ -42,6 +43,7 @@ from .image import to_float
 FEATURE_GROUPS: dict[str, int] = {
     "rgb": 3,
     "lab": 3,
+    "luv": 3,
     "hsv": 3,
     "gray": 1,
     "xy": 2,
@@ -134,10 +136,12 @@ def pixel_features(
     h, w = img.shape[:2]
     cache: dict[str, np.ndarray] = {}
 
+    def rgb() -> np.ndarray:
+        return img if img.ndim == 3 else np.repeat(img[:, :, None], 3, axis=2)
+
     def lab() -> np.ndarray:
         if "lab" not in cache:
-            rgb = img if img.ndim == 3 else np.repeat(img[:, :, None], 3, axis=2)
-            cache["lab"] = color.rgb2lab(rgb).astype(np.float32)
+            cache["lab"] = color.rgb2lab(rgb()).astype(np.float32)
         return cache["lab"]
 
     def lightness() -> np.ndarray:
@@ -147,13 +151,13 @@ def pixel_features(
     blocks = []
     for g in groups:
         if g == "rgb":
-            rgb = img if img.ndim == 3 else np.repeat(img[:, :, None], 3, axis=2)
-            block = rgb * np.float32(100.0)
+            block = rgb() * np.float32(100.0)
         elif g == "lab":
             block = lab()
+        elif g == "luv":
+            block = color.rgb2luv(rgb()).astype(np.float32)
         elif g == "hsv":
-            rgb = img if img.ndim == 3 else np.repeat(img[:, :, None], 3, axis=2)
-            block = color.rgb2hsv(rgb).astype(np.float32) * np.float32(100.0)
+            block = color.rgb2hsv(rgb()).astype(np.float32) * np.float32(100.0)
         elif g == "gray":
             gray = color.rgb2gray(img) if img.ndim == 3 else img
             block = (gray * 100.0).astype(np.float32)[:, :, None]

@@ -1,11 +1,15 @@
 """Segmentation as clustering: pixels are points in feature space, segments are clusters."""
 
 from .kmeans import KMeans, KMeansSegmenter, kmeans_plusplus
+from .meanshift import MeanShift, MeanShiftSegmenter, estimate_bandwidth
 from .regions import connected_regions, label_regions, merge_small_regions
 
 __all__ = [
     "KMeans",
     "KMeansSegmenter",
+    "MeanShift",
+    "MeanShiftSegmenter",
+    "estimate_bandwidth",
     "connected_regions",
     "kmeans_plusplus",
     "label_regions",

@@ -1,0 +1,415 @@
+"""Mean-shift clustering, and mean-shift segmentation of images (Comaniciu & Meer 2002).
+
+The lecture's algorithm: put a window on a point, move the window to the (kernel-weighted) mean of
+the data inside it, repeat until it stops moving. The window climbs the density of the data to a
+*mode*; the points whose windows reach the same mode form its *attraction basin*, a cluster.
+The only parameter is the window size, the bandwidth.
+
+Kernels (the weight of a data point at distance r from the window centre, r in bandwidths):
+
+============  =====================  ==========================================================
+kernel        weight                 window
+============  =====================  ==========================================================
+flat          1                      r <= 1 (scikit-learn's and the lecture's "window")
+epanechnikov  1 - r^2                r <= 1
+gaussian      exp(-r^2 / 2)          r <= 3 (truncated where the weight is 1.1 % of the peak)
+============  =====================  ==========================================================
+
+Every point is iterated until its shift is below ``tol`` bandwidths: each reported mode is a fixed
+point of its kernel (the weighted mean of the data in its window is the mode itself, to ``tol``);
+the flat kernel reaches it exactly, since its window stops changing. Nothing is approximated:
+the speed comes from looking only at the data near the window (a cell grid for generic data, the
+pixel grid for images) and from stopping each point as soon as it has converged.
+"""
+
+from __future__ import annotations
+
+import numbers
+import warnings
+from collections.abc import Mapping
+from typing import Any
+
+import numpy as np
+from scipy.spatial import cKDTree
+
+from ..features import feature_layout, pixel_features
+from ..image import check_image
+from . import _meanshift_kernels as MS
+from .regions import merge_small_regions, relabel_raster
+
+KERNELS = {"flat": MS.FLAT, "epanechnikov": MS.EPANECHNIKOV, "gaussian": MS.GAUSSIAN}
+SUPPORT = {"flat": 1.0, "epanechnikov": 1.0, "gaussian": 3.0}
+_GRID_MAX_DIM = 6  # 3^D neighbour cells: beyond this, every seed scans every point
+
+
+def _check_kernel(kernel: Any) -> str:
+    if kernel not in KERNELS:
+        raise ValueError(f"unknown kernel {kernel!r}; expected one of {', '.join(KERNELS)}")
+    return kernel
+
+
+def _check_positive(name: str, value: Any) -> float:
+    try:
+        v = float(value)
+    except (TypeError, ValueError):
+        raise ValueError(f"{name} must be a positive number, got {value!r}") from None
+    if not np.isfinite(v) or v <= 0:
+        raise ValueError(f"{name} must be a positive finite number, got {value!r}")
+    return v
+
+
+def _check_int(name: str, value: Any, minimum: int) -> int:
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < minimum:
+        raise ValueError(f"{name} must be an integer >= {minimum}, got {value!r}")
+    return int(value)
+
+
+def _check_points(X: Any) -> np.ndarray:
+    X = np.asarray(X)
+    if X.ndim != 2 or X.shape[0] == 0 or X.shape[1] == 0:
+        raise ValueError(f"X must be a non-empty 2-d (n_samples, n_features) array, got shape {X.shape}")
+    if not (np.issubdtype(X.dtype, np.floating) or np.issubdtype(X.dtype, np.integer)):
+        raise ValueError(f"X must be numeric, got dtype {X.dtype}")
+    X = np.ascontiguousarray(X, dtype=np.float64)
+    if not np.all(np.isfinite(X)):
+        raise ValueError("X contains NaN or infinite values")
+    return X
+
+
+def estimate_bandwidth(
+    X: Any, quantile: float = 0.3, n_samples: int | None = None, random_state: int | None = 0
+) -> float:
+    """A bandwidth from the data: the mean distance of each point to its k-th nearest neighbour,
+    k = quantile * n (itself included), as scikit-learn's ``estimate_bandwidth``."""
+    X = _check_points(X)
+    if not 0.0 < quantile <= 1.0:
+        raise ValueError(f"quantile must be in (0, 1], got {quantile}")
+    if n_samples is not None and n_samples < X.shape[0]:
+        X = X[np.random.default_rng(random_state).permutation(X.shape[0])[:n_samples]]
+    k = max(1, int(X.shape[0] * quantile))
+    dist, _ = cKDTree(X).query(X, k=k)
+    dist = dist.reshape(X.shape[0], -1)
+    bw = float(dist[:, -1].mean())
+    if bw <= 0:
+        raise ValueError("estimated bandwidth is 0 (too many identical points); give bandwidth= explicitly")
+    return bw
+
+
+def bin_seeds(X: np.ndarray, bin_size: float, min_bin_freq: int = 1) -> np.ndarray:
+    """Seeds on a grid of side ``bin_size``: the occupied bins with at least ``min_bin_freq``
+    points (scikit-learn's ``bin_seeding``), far fewer seeds than points."""
+    bins, counts = np.unique(np.round(X / bin_size), axis=0, return_counts=True)
+    seeds = bins[counts >= min_bin_freq] * bin_size
+    if len(seeds) == 0:
+        raise ValueError(f"no bin holds min_bin_freq={min_bin_freq} points; lower it or the bandwidth")
+    return seeds
+
+
+def shift_to_modes(
+    Xn: np.ndarray, seeds: np.ndarray, kernel: str, max_iter: int, tol: float, brute: bool = False
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Run every seed to convergence on bandwidth-normalised data; returns (points, n_iter,
+    number of data points in the final window)."""
+    s = seeds.shape[0]
+    out = np.empty((s, Xn.shape[1]))
+    n_iter = np.zeros(s, dtype=np.int64)
+    counts = np.zeros(s, dtype=np.int64)
+    kid, support = KERNELS[kernel], SUPPORT[kernel]
+    if brute or Xn.shape[1] > _GRID_MAX_DIM:
+        MS.shift_points_brute(Xn, seeds, kid, support, max_iter, tol, out, n_iter, counts)
+        return out, n_iter, counts
+    cell = np.floor(Xn / support).astype(np.int64)
+    order = np.lexsort(cell.T[::-1])
+    cells, starts = np.unique(cell[order], axis=0, return_index=True)
+    offsets = np.append(starts, len(order)).astype(np.int64)
+    MS.shift_points(Xn, seeds, order, offsets, cells, kid, support, max_iter, tol, out, n_iter, counts)
+    return out, n_iter, counts
+
+
+def suppress_near_modes(points: np.ndarray, counts: np.ndarray, radius: float) -> np.ndarray:
+    """Keep one mode per neighbourhood: visit the modes from the most populated window down and
+    drop every other mode within ``radius`` of a kept one (scikit-learn's rule)."""
+    keys = np.column_stack([counts, points])
+    order = np.lexsort(keys.T[::-1])[::-1]  # by count, then coordinates, descending
+    pts = points[order]
+    tree = cKDTree(pts)
+    keep = np.ones(len(pts), dtype=bool)
+    for i in range(len(pts)):
+        if keep[i]:
+            nbrs = tree.query_ball_point(pts[i], radius)
+            keep[nbrs] = False
+            keep[i] = True
+    return pts[keep]
+
+
+class MeanShift:
+    """Mean-shift clustering of an (N, D) array, with scikit-learn's parameters and attributes.
+
+    Args:
+        bandwidth: window radius; None estimates it with :func:`estimate_bandwidth`.
+        kernel: "flat" (default), "epanechnikov" or "gaussian" (see the module docstring).
+        seeds: (S, D) starting points; default every data point.
+        bin_seeding: start from the occupied cells of a grid of side ``bandwidth`` instead.
+        min_bin_freq: with bin_seeding, the fewest points a cell needs to seed.
+        cluster_all: label every point by its nearest mode; if False, points farther than the
+            bandwidth from every mode get -1.
+        max_iter: iteration limit per seed; tol: stop when the shift is below ``tol`` bandwidths.
+        merge_distance: modes closer than this many bandwidths are one (default 1).
+
+    Attributes:
+        cluster_centers_ (modes, most populated first), labels_, n_iter_ (the most iterations
+        any seed took).
+    """
+
+    def __init__(
+        self,
+        bandwidth: float | None = None,
+        *,
+        kernel: str = "flat",
+        seeds: np.ndarray | None = None,
+        bin_seeding: bool = False,
+        min_bin_freq: int = 1,
+        cluster_all: bool = True,
+        max_iter: int = 300,
+        tol: float = 1e-3,
+        merge_distance: float = 1.0,
+    ) -> None:
+        self.bandwidth = bandwidth
+        self.kernel = kernel
+        self.seeds = seeds
+        self.bin_seeding = bin_seeding
+        self.min_bin_freq = min_bin_freq
+        self.cluster_all = cluster_all
+        self.max_iter = max_iter
+        self.tol = tol
+        self.merge_distance = merge_distance
+
+    def fit(self, X: Any, y: Any = None) -> MeanShift:
+        X = _check_points(X)
+        kernel = _check_kernel(self.kernel)
+        max_iter = _check_int("max_iter", self.max_iter, 1)
+        tol = _check_positive("tol", self.tol)
+        merge = _check_positive("merge_distance", self.merge_distance)
+        bw = estimate_bandwidth(X) if self.bandwidth is None else _check_positive("bandwidth", self.bandwidth)
+        if self.seeds is not None:
+            seeds = _check_points(self.seeds)
+            if seeds.shape[1] != X.shape[1]:
+                raise ValueError(f"seeds have {seeds.shape[1]} features; X has {X.shape[1]}")
+        elif self.bin_seeding:
+            seeds = bin_seeds(X, bw, _check_int("min_bin_freq", self.min_bin_freq, 1))
+        else:
+            seeds = X
+        points, n_iter, counts = shift_to_modes(X / bw, seeds / bw, kernel, max_iter, tol)
+        found = counts > 0
+        if not found.any():
+            raise ValueError("no seed has any data point within its window; increase the bandwidth")
+        modes = suppress_near_modes(points[found], counts[found], merge) * bw
+        if len(modes) == X.shape[0] and X.shape[0] > 1:
+            warnings.warn(
+                f"every point is its own mode: bandwidth {bw:g} is smaller than the spacing of the "
+                "data; increase it (estimate_bandwidth gives a starting value)",
+                stacklevel=2,
+            )
+        self.bandwidth_ = bw
+        self.cluster_centers_ = modes
+        self.n_iter_ = int(n_iter.max())
+        self.labels_ = self._assign(X)
+        return self
+
+    def _assign(self, X: np.ndarray) -> np.ndarray:
+        dist, idx = cKDTree(self.cluster_centers_).query(X)
+        labels = idx.astype(np.int64)
+        if not self.cluster_all:
+            labels[dist > self.bandwidth_] = -1
+        return labels
+
+    def predict(self, X: Any) -> np.ndarray:
+        """Label of the nearest mode for each row of X."""
+        if not hasattr(self, "cluster_centers_"):
+            raise ValueError("this MeanShift is not fitted yet; call fit(X) first")
+        X = _check_points(X)
+        if X.shape[1] != self.cluster_centers_.shape[1]:
+            raise ValueError(f"X has {X.shape[1]} features; the model was fitted on {self.cluster_centers_.shape[1]}")
+        return self._assign(X)
+
+    def fit_predict(self, X: Any, y: Any = None) -> np.ndarray:
+        return self.fit(X).labels_
+
+
+def mean_shift_paths(
+    X: Any, seeds: Any, bandwidth: float, kernel: str = "flat", max_iter: int = 300, tol: float = 1e-3
+) -> list[np.ndarray]:
+    """The trajectory of each seed (a list of (T, D) arrays), for pictures and teaching.
+
+    Plain numpy, every point against every seed: meant for a few hundred points.
+    """
+    X = _check_points(X) / _check_positive("bandwidth", bandwidth)
+    kid, support = KERNELS[_check_kernel(kernel)], SUPPORT[kernel]
+    paths = []
+    for s in _check_points(seeds) / bandwidth:
+        path = [s]
+        for _ in range(max_iter):
+            r2 = ((X - path[-1]) ** 2).sum(axis=1)
+            inside = r2 <= support**2
+            if not inside.any():
+                break
+            w = {MS.FLAT: np.ones_like(r2), MS.EPANECHNIKOV: 1 - r2, MS.GAUSSIAN: np.exp(-0.5 * r2)}[kid][inside]
+            new = (w[:, None] * X[inside]).sum(axis=0) / w.sum()
+            path.append(new)
+            if ((new - path[-2]) ** 2).sum() <= tol**2:
+                break
+        paths.append(np.array(path) * bandwidth)
+    return paths
+
+
+class MeanShiftSegmenter:
+    """Mean-shift segmentation in the joint spatial-range domain (Comaniciu & Meer 2002; EDISON).
+
+    Every pixel starts a window at (x, y, colour) and climbs to a mode of the joint density with the
+    product kernel ``k(|dxy| / hs) * k(|dcolour| / hr)``; 4-adjacent pixels whose modes are closer
+    than ``merge_distance`` bandwidths in space and in range form one region; regions smaller than
+    ``min_region_size`` are merged into their most similar neighbour (nearest mean mode in range).
+
+    Args:
+        spatial_bandwidth: hs, in pixels (EDISON's default 7).
+        range_bandwidth: hr, in units of the range features (EDISON's default 6.5, for L*u*v*);
+            a dict gives one bandwidth per feature group, e.g. ``{"lab": 6.5, "texture": 10}``.
+        kernel: "flat" (default), "epanechnikov" or "gaussian".
+        features: the range features (any spec of :func:`seglab.features.pixel_features` without
+            ``xy``, which the spatial bandwidth already covers); default "luv".
+        min_region_size: EDISON's minimum region area M (default 20 pixels).
+        merge_distance: modes closer than this many bandwidths (in space and in range) are one.
+        max_iter, tol: per-pixel iteration limit; stop when the shift is below ``tol`` bandwidths.
+        max_work: refuse (with the estimated cost) images and bandwidths that would need more than
+            this many pixel visits (default 2e10, about a minute here).
+
+    Attributes after ``fit``:
+        labels_ (H, W) region ids 0..R-1 in raster order, each region of at least
+        ``min_region_size`` pixels (unless the image is smaller); n_regions_;
+        modes_ (R, 2 + C): each region's mode as (x, y, range features...), in pixels and feature
+        units; filtered_image_: every pixel replaced by the range value of its own mode, as a
+        uint8 RGB (or gray) image for colour features, else (H, W, C) floats; pixel_modes_
+        (H, W, 2 + C) every pixel's mode; n_iter_ (most iterations of any pixel), mean_iter_.
+    """
+
+    def __init__(
+        self,
+        spatial_bandwidth: float = 7.0,
+        range_bandwidth: float | Mapping[str, float] = 6.5,
+        kernel: str = "flat",
+        min_region_size: int = 20,
+        *,
+        features: str = "luv",
+        merge_distance: float = 1.0,
+        max_iter: int = 100,
+        tol: float = 1e-3,
+        max_work: float = 2e10,
+    ) -> None:
+        self.spatial_bandwidth = spatial_bandwidth
+        self.range_bandwidth = range_bandwidth
+        self.kernel = kernel
+        self.min_region_size = min_region_size
+        self.features = features
+        self.merge_distance = merge_distance
+        self.max_iter = max_iter
+        self.tol = tol
+        self.max_work = max_work
+
+    def _range_scale(self, layout: list[tuple[str, slice]], n_features: int) -> np.ndarray:
+        """Per-column range bandwidth."""
+        scale = np.empty(n_features)
+        if isinstance(self.range_bandwidth, Mapping):
+            groups = {g for g, _ in layout}
+            unknown = set(self.range_bandwidth) - groups
+            if unknown:
+                raise ValueError(f"range_bandwidth names groups {sorted(unknown)} not in features {self.features!r}")
+            for g, sl in layout:
+                if g not in self.range_bandwidth:
+                    raise ValueError(f"range_bandwidth has no value for feature group {g!r}")
+                scale[sl] = _check_positive(f"range_bandwidth[{g!r}]", self.range_bandwidth[g])
+        else:
+            scale[:] = _check_positive("range_bandwidth", self.range_bandwidth)
+        return scale
+
+    def fit(self, image: Any) -> MeanShiftSegmenter:
+        """Segment ``image`` (gray, RGB or RGBA array)."""
+        image = check_image(image)
+        hs = _check_positive("spatial_bandwidth", self.spatial_bandwidth)
+        kernel = _check_kernel(self.kernel)
+        min_size = _check_int("min_region_size", self.min_region_size, 0)
+        merge = _check_positive("merge_distance", self.merge_distance)
+        max_iter = _check_int("max_iter", self.max_iter, 1)
+        tol = _check_positive("tol", self.tol)
+        layout = feature_layout(self.features)
+        if any(g == "xy" for g, _ in layout):
+            raise ValueError("features must not include 'xy': the spatial bandwidth covers position")
+        h, w = image.shape[:2]
+        window = np.pi * (SUPPORT[kernel] * hs) ** 2 + 1
+        work = h * w * window * 10  # about 10 iterations per pixel on photos
+        if work > self.max_work:
+            raise ValueError(
+                f"mean-shift with spatial_bandwidth={hs:g} ({kernel}) on a {w}x{h} image would visit "
+                f"about {work:.1e} pixels (~{work / 2e8:.0f} s on 2 cores); lower spatial_bandwidth, "
+                f"downscale the image, or raise max_work"
+            )
+        F = pixel_features(image, self.features)
+        scale = self._range_scale(layout, F.shape[1])
+        R = np.ascontiguousarray((F / scale).reshape(h, w, -1))
+        modes = np.empty((h, w, 2 + R.shape[2]))
+        n_iter = np.zeros((h, w), dtype=np.int64)
+        MS.image_modes(R, hs, KERNELS[kernel], SUPPORT[kernel], max_iter, tol, modes, n_iter)
+
+        parent = MS.group_modes(modes, hs, merge)
+        regions, n = relabel_raster(parent.reshape(h, w))
+        if n == h * w and h * w > 1:
+            warnings.warn(
+                f"every pixel is its own mode: the bandwidths (hs={hs:g}, hr={self.range_bandwidth}) "
+                "are too small for this image; increase them",
+                stacklevel=2,
+            )
+        flat = regions.ravel()
+        cnt = np.bincount(flat, minlength=n).astype(np.float64)
+        pm = modes.reshape(h * w, -1)
+        region_modes = np.stack([np.bincount(flat, weights=col, minlength=n) for col in pm.T], axis=1) / cnt[:, None]
+        parent = merge_small_regions(regions, n, min_size, region_modes[:, 2:])
+        labels, n_final = relabel_raster(parent[regions])
+        flat = labels.ravel()
+        cnt = np.bincount(flat, minlength=n_final).astype(np.float64)
+        final_modes = np.stack([np.bincount(flat, weights=col, minlength=n_final) for col in pm.T], axis=1)
+        final_modes /= cnt[:, None]
+
+        def to_units(m: np.ndarray) -> np.ndarray:  # (y, x, r/hr...) -> (x, y, r...)
+            return np.column_stack([m[:, 1], m[:, 0], m[:, 2:] * scale])
+
+        self.labels_ = labels
+        self.n_regions_ = n_final
+        self.n_modes_ = n
+        self.modes_ = to_units(final_modes)
+        self.pixel_modes_ = to_units(pm).reshape(h, w, -1)
+        self.filtered_image_ = _range_to_image(self.pixel_modes_[:, :, 2:], self.features)
+        self.n_iter_ = int(n_iter.max())
+        self.mean_iter_ = float(n_iter.mean())
+        self.spatial_bandwidth_ = hs
+        self.range_scale_ = scale
+        return self
+
+    def fit_predict(self, image: Any) -> np.ndarray:
+        return self.fit(image).labels_
+
+
+def _range_to_image(values: np.ndarray, features: str) -> np.ndarray:
+    """Range features back to a displayable uint8 image where the feature space is a colour
+    space; other feature spaces are returned as float32."""
+    from skimage import color
+
+    spec = features.strip().lower()
+    if spec == "lab":
+        rgb = color.lab2rgb(values)
+    elif spec == "luv":
+        rgb = color.luv2rgb(values)
+    elif spec in ("rgb", "gray"):
+        rgb = values / 100.0
+    else:
+        return values.astype(np.float32)
+    out = np.round(np.clip(rgb, 0, 1) * 255).astype(np.uint8)
+    return out[:, :, 0] if spec == "gray" else out
