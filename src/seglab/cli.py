@@ -12,6 +12,7 @@ import shutil
 import sys
 import tempfile
 import time
+import warnings
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -24,12 +25,14 @@ EXIT_USAGE = 2
 SEGMENT_EXAMPLES = """\
 examples:
   seglab segment photo.jpg --k 5 --out results
+  seglab segment photo.jpg --method meanshift --hs 7 --hr 6.5 --min-region-size 20 --out results
   seglab segment a.png b.png --k 2,3,5 --features lab+xy --spatial-weight 0.05 --out results
   seglab segment scan.tif --k 2 --features gray --min-region-size 20 --out results
 
 writes, for each image, RESULTS/<image stem>/: labels.png (16-bit cluster ids), overlay.png,
 mean_color.png, boundaries.png and summary.json; with several K, one sub-folder k<K>/ per K
-plus k_sweep.png, the segmentations side by side with their inertia.
+plus k_sweep.png, the segmentations side by side with their inertia. Mean-shift also writes
+filtered.png (every pixel replaced by its mode's colour); its labels number connected regions.
 """
 
 DEMO_EXAMPLES = """\
@@ -101,27 +104,48 @@ def _features_arg(text: str) -> str:
     return text
 
 
-def _add_kmeans_args(p: argparse.ArgumentParser, default_k: str) -> None:
+def _positive_float(text: str) -> float:
+    v = _non_negative_float(text)
+    if v == 0:
+        raise argparse.ArgumentTypeError("expected a number > 0, got 0")
+    return v
+
+
+DEFAULT_FEATURES = {"kmeans": "lab+xy", "meanshift": "luv"}
+DEFAULT_MIN_REGION = {"kmeans": 0, "meanshift": 20}
+
+
+def _add_segment_args(p: argparse.ArgumentParser, default_k: str) -> None:
     p.add_argument(
         "--method",
-        choices=["kmeans"],
+        choices=["kmeans", "meanshift"],
         default="kmeans",
         help="segmentation method (default: kmeans)",
     )
     p.add_argument(
+        "--features",
+        type=_features_arg,
+        default=None,
+        help="per-pixel features joined by '+': rgb, lab, luv, hsv, gray, xy, grad, texture "
+        "(default: lab+xy for kmeans, luv for meanshift)",
+    )
+    p.add_argument(
+        "--min-region-size",
+        type=_non_negative_int,
+        default=None,
+        metavar="N",
+        help="merge connected regions smaller than N pixels into a neighbour "
+        "(default: 0 = off for kmeans, 20 for meanshift)",
+    )
+    km = p.add_argument_group("k-means")
+    km.add_argument(
         "--k",
         type=_parse_ks,
         default=_parse_ks(default_k),
         metavar="K[,K...]",
         help=f"number of clusters, or a list to compare (default: {default_k})",
     )
-    p.add_argument(
-        "--features",
-        type=_features_arg,
-        default="lab+xy",
-        help="per-pixel features joined by '+': rgb, lab, hsv, gray, xy, grad, texture (default: lab+xy)",
-    )
-    p.add_argument(
+    km.add_argument(
         "--spatial-weight",
         type=_spatial_weight,
         default="auto",
@@ -129,22 +153,31 @@ def _add_kmeans_args(p: argparse.ArgumentParser, default_k: str) -> None:
         help="colour units per pixel of distance for the xy feature, or 'auto' = 25 / image "
         "diagonal (default: auto)",
     )
-    p.add_argument(
-        "--min-region-size",
-        type=_non_negative_int,
-        default=0,
-        metavar="N",
-        help="merge connected regions smaller than N pixels into a neighbour (default: 0, off)",
+    km.add_argument("--seed", type=int, default=0, help="random seed for k-means++ (default: 0)")
+    km.add_argument("--n-init", type=int, default=1, help="restarts, best kept (default: 1)")
+    km.add_argument("--device", default="cpu", help="cpu, cuda or auto (default: cpu)")
+    ms = p.add_argument_group("mean-shift")
+    ms.add_argument(
+        "--hs", type=_positive_float, default=7.0, help="spatial bandwidth in pixels (default: 7)"
     )
-    p.add_argument("--seed", type=int, default=0, help="random seed for k-means++ (default: 0)")
-    p.add_argument("--n-init", type=int, default=1, help="k-means restarts, best kept (default: 1)")
-    p.add_argument("--device", default="cpu", help="cpu, cuda or auto (default: cpu)")
+    ms.add_argument(
+        "--hr",
+        type=_positive_float,
+        default=6.5,
+        help="range bandwidth in feature units, e.g. L*u*v* (default: 6.5)",
+    )
+    ms.add_argument(
+        "--kernel",
+        choices=["flat", "epanechnikov", "gaussian"],
+        default="flat",
+        help="mean-shift kernel (default: flat)",
+    )
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(
         prog="seglab",
-        description="Image segmentation: clustering (k-means) today, fully convolutional networks next.",
+        description="Image segmentation: clustering (k-means, mean-shift) today, fully convolutional networks next.",
         epilog="example:\n  seglab segment photo.jpg --k 5 --out results\n\nrun 'seglab COMMAND --help' for a command's options.",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
@@ -154,14 +187,15 @@ def build_parser() -> argparse.ArgumentParser:
     seg = sub.add_parser(
         "segment",
         help="segment images by clustering their pixels",
-        description="Segment one or more images by k-means clustering of per-pixel features.",
+        description="Segment one or more images by clustering per-pixel features: k-means, or "
+        "mean-shift in the joint spatial-range domain.",
         epilog=SEGMENT_EXAMPLES,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     seg.add_argument(
         "images", nargs="+", metavar="IMAGE", help="image files (PNG, JPEG, TIFF, ...)"
     )
-    _add_kmeans_args(seg, "5")
+    _add_segment_args(seg, "5")
     seg.add_argument(
         "--out", default="seglab-out", metavar="DIR", help="output folder (default: seglab-out)"
     )
@@ -180,7 +214,7 @@ def build_parser() -> argparse.ArgumentParser:
         choices=["chelsea", "coffee", "rocket"],
         help="which bundled photo (default: chelsea)",
     )
-    _add_kmeans_args(demo, "2,4,8")
+    _add_segment_args(demo, "2,4,8")
     demo.add_argument(
         "--out", default="seglab-demo", metavar="DIR", help="output folder (default: seglab-demo)"
     )
@@ -188,7 +222,21 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _segment_one(image: np.ndarray, k: int, args: argparse.Namespace) -> tuple[dict, np.ndarray]:
+def _fit(segmenter, image: np.ndarray):
+    """Fit, turning a ValueError into a one-line usage error and warnings into one line each."""
+    t0 = time.perf_counter()
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        try:
+            segmenter.fit(image)
+        except ValueError as exc:
+            raise UsageError(str(exc)) from None
+    for w in caught:
+        print(f"seglab: warning: {w.message}", file=sys.stderr)
+    return time.perf_counter() - t0
+
+
+def _kmeans(image: np.ndarray, k: int, args: argparse.Namespace) -> tuple[dict, np.ndarray]:
     from .cluster import KMeansSegmenter
 
     seg = KMeansSegmenter(
@@ -200,12 +248,7 @@ def _segment_one(image: np.ndarray, k: int, args: argparse.Namespace) -> tuple[d
         n_init=args.n_init,
         device=args.device,
     )
-    t0 = time.perf_counter()
-    try:
-        seg.fit(image)
-    except ValueError as exc:
-        raise UsageError(str(exc)) from None
-    seconds = time.perf_counter() - t0
+    seconds = _fit(seg, image)
     counts = np.bincount(seg.labels_.ravel(), minlength=k)
     summary = {
         "k": k,
@@ -219,9 +262,36 @@ def _segment_one(image: np.ndarray, k: int, args: argparse.Namespace) -> tuple[d
     return summary, seg.labels_
 
 
+def _meanshift(image: np.ndarray, args: argparse.Namespace):
+    from .cluster import MeanShiftSegmenter
+
+    seg = MeanShiftSegmenter(
+        spatial_bandwidth=args.hs,
+        range_bandwidth=args.hr,
+        kernel=args.kernel,
+        min_region_size=args.min_region_size,
+        features=args.features,
+    )
+    seconds = _fit(seg, image)
+    counts = np.bincount(seg.labels_.ravel())
+    summary = {
+        "n_modes": int(seg.n_modes_),
+        "n_regions": int(seg.n_regions_),
+        "n_iter": int(seg.n_iter_),
+        "mean_iter": round(float(seg.mean_iter_), 3),
+        "seconds": round(seconds, 4),
+        "pixels_per_label": {str(i): int(c) for i, c in enumerate(counts)},
+    }
+    return summary, seg.labels_, seg.filtered_image_
+
+
 def _write_pictures(folder: Path, image: np.ndarray, labels: np.ndarray) -> None:
     from . import io, viz
 
+    if labels.max() > 65535:
+        raise UsageError(
+            f"{labels.max() + 1} regions do not fit a 16-bit labels.png; raise --min-region-size"
+        )
     io.write_labels(folder / "labels.png", labels)
     io.write_image(folder / "overlay.png", viz.overlay(image, labels, 0.5))
     io.write_image(folder / "mean_color.png", viz.mean_color(image, labels))
@@ -233,13 +303,18 @@ def _process_image(path: Path, image: np.ndarray, args: argparse.Namespace, fold
 
     params = {
         "method": args.method,
-        "k": args.k if len(args.k) > 1 else args.k[0],
         "features": args.features,
-        "spatial_weight": args.spatial_weight,
         "min_region_size": args.min_region_size,
-        "seed": args.seed,
-        "n_init": args.n_init,
     }
+    if args.method == "kmeans":
+        params |= {
+            "k": args.k if len(args.k) > 1 else args.k[0],
+            "spatial_weight": args.spatial_weight,
+            "seed": args.seed,
+            "n_init": args.n_init,
+        }
+    else:
+        params |= {"hs": args.hs, "hr": args.hr, "kernel": args.kernel}
     base = {
         "image": str(path),
         "height": int(image.shape[0]),
@@ -248,9 +323,17 @@ def _process_image(path: Path, image: np.ndarray, args: argparse.Namespace, fold
         "seglab_version": __version__,
     }
     folder.mkdir(parents=True)
+    if args.method == "meanshift":
+        summary, labels, filtered = _meanshift(image, args)
+        _write_pictures(folder, image, labels)
+        if filtered.dtype == np.uint8:
+            io.write_image(folder / "filtered.png", filtered)
+        summary = {**base, **summary}
+        io.write_json(folder / "summary.json", summary)
+        return summary
     results = []
     for k in args.k:
-        summary, labels = _segment_one(image, k, args)
+        summary, labels = _kmeans(image, k, args)
         target = folder if len(args.k) == 1 else folder / f"k{k}"
         _write_pictures(target, image, labels)
         results.append((summary, labels))
@@ -327,6 +410,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command is None:
         parser.print_help()
         return EXIT_USAGE
+    if args.features is None:
+        args.features = DEFAULT_FEATURES[args.method]
+    if args.min_region_size is None:
+        args.min_region_size = DEFAULT_MIN_REGION[args.method]
     try:
         if args.command == "demo":
             from .data import sample_path

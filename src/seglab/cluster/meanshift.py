@@ -67,7 +67,9 @@ def _check_int(name: str, value: Any, minimum: int) -> int:
 def _check_points(X: Any) -> np.ndarray:
     X = np.asarray(X)
     if X.ndim != 2 or X.shape[0] == 0 or X.shape[1] == 0:
-        raise ValueError(f"X must be a non-empty 2-d (n_samples, n_features) array, got shape {X.shape}")
+        raise ValueError(
+            f"X must be a non-empty 2-d (n_samples, n_features) array, got shape {X.shape}"
+        )
     if not (np.issubdtype(X.dtype, np.floating) or np.issubdtype(X.dtype, np.integer)):
         raise ValueError(f"X must be numeric, got dtype {X.dtype}")
     X = np.ascontiguousarray(X, dtype=np.float64)
@@ -91,7 +93,9 @@ def estimate_bandwidth(
     dist = dist.reshape(X.shape[0], -1)
     bw = float(dist[:, -1].mean())
     if bw <= 0:
-        raise ValueError("estimated bandwidth is 0 (too many identical points); give bandwidth= explicitly")
+        raise ValueError(
+            "estimated bandwidth is 0 (too many identical points); give bandwidth= explicitly"
+        )
     return bw
 
 
@@ -101,7 +105,9 @@ def bin_seeds(X: np.ndarray, bin_size: float, min_bin_freq: int = 1) -> np.ndarr
     bins, counts = np.unique(np.round(X / bin_size), axis=0, return_counts=True)
     seeds = bins[counts >= min_bin_freq] * bin_size
     if len(seeds) == 0:
-        raise ValueError(f"no bin holds min_bin_freq={min_bin_freq} points; lower it or the bandwidth")
+        raise ValueError(
+            f"no bin holds min_bin_freq={min_bin_freq} points; lower it or the bandwidth"
+        )
     return seeds
 
 
@@ -122,7 +128,9 @@ def shift_to_modes(
     order = np.lexsort(cell.T[::-1])
     cells, starts = np.unique(cell[order], axis=0, return_index=True)
     offsets = np.append(starts, len(order)).astype(np.int64)
-    MS.shift_points(Xn, seeds, order, offsets, cells, kid, support, max_iter, tol, out, n_iter, counts)
+    MS.shift_points(
+        Xn, seeds, order, offsets, cells, kid, support, max_iter, tol, out, n_iter, counts
+    )
     return out, n_iter, counts
 
 
@@ -190,7 +198,11 @@ class MeanShift:
         max_iter = _check_int("max_iter", self.max_iter, 1)
         tol = _check_positive("tol", self.tol)
         merge = _check_positive("merge_distance", self.merge_distance)
-        bw = estimate_bandwidth(X) if self.bandwidth is None else _check_positive("bandwidth", self.bandwidth)
+        bw = (
+            estimate_bandwidth(X)
+            if self.bandwidth is None
+            else _check_positive("bandwidth", self.bandwidth)
+        )
         if self.seeds is not None:
             seeds = _check_points(self.seeds)
             if seeds.shape[1] != X.shape[1]:
@@ -229,7 +241,9 @@ class MeanShift:
             raise ValueError("this MeanShift is not fitted yet; call fit(X) first")
         X = _check_points(X)
         if X.shape[1] != self.cluster_centers_.shape[1]:
-            raise ValueError(f"X has {X.shape[1]} features; the model was fitted on {self.cluster_centers_.shape[1]}")
+            raise ValueError(
+                f"X has {X.shape[1]} features; the model was fitted on {self.cluster_centers_.shape[1]}"
+            )
         return self._assign(X)
 
     def fit_predict(self, X: Any, y: Any = None) -> np.ndarray:
@@ -237,7 +251,12 @@ class MeanShift:
 
 
 def mean_shift_paths(
-    X: Any, seeds: Any, bandwidth: float, kernel: str = "flat", max_iter: int = 300, tol: float = 1e-3
+    X: Any,
+    seeds: Any,
+    bandwidth: float,
+    kernel: str = "flat",
+    max_iter: int = 300,
+    tol: float = 1e-3,
 ) -> list[np.ndarray]:
     """The trajectory of each seed (a list of (T, D) arrays), for pictures and teaching.
 
@@ -253,7 +272,11 @@ def mean_shift_paths(
             inside = r2 <= support**2
             if not inside.any():
                 break
-            w = {MS.FLAT: np.ones_like(r2), MS.EPANECHNIKOV: 1 - r2, MS.GAUSSIAN: np.exp(-0.5 * r2)}[kid][inside]
+            w = {
+                MS.FLAT: np.ones_like(r2),
+                MS.EPANECHNIKOV: 1 - r2,
+                MS.GAUSSIAN: np.exp(-0.5 * r2),
+            }[kid][inside]
             new = (w[:, None] * X[inside]).sum(axis=0) / w.sum()
             path.append(new)
             if ((new - path[-2]) ** 2).sum() <= tol**2:
@@ -322,7 +345,9 @@ class MeanShiftSegmenter:
             groups = {g for g, _ in layout}
             unknown = set(self.range_bandwidth) - groups
             if unknown:
-                raise ValueError(f"range_bandwidth names groups {sorted(unknown)} not in features {self.features!r}")
+                raise ValueError(
+                    f"range_bandwidth names groups {sorted(unknown)} not in features {self.features!r}"
+                )
             for g, sl in layout:
                 if g not in self.range_bandwidth:
                     raise ValueError(f"range_bandwidth has no value for feature group {g!r}")
@@ -342,7 +367,9 @@ class MeanShiftSegmenter:
         tol = _check_positive("tol", self.tol)
         layout = feature_layout(self.features)
         if any(g == "xy" for g, _ in layout):
-            raise ValueError("features must not include 'xy': the spatial bandwidth covers position")
+            raise ValueError(
+                "features must not include 'xy': the spatial bandwidth covers position"
+            )
         h, w = image.shape[:2]
         window = np.pi * (SUPPORT[kernel] * hs) ** 2 + 1
         work = h * w * window * 10  # about 10 iterations per pixel on photos
@@ -354,8 +381,8 @@ class MeanShiftSegmenter:
             )
         F = pixel_features(image, self.features)
         scale = self._range_scale(layout, F.shape[1])
-        R = np.ascontiguousarray((F / scale).reshape(h, w, -1))
-        modes = np.empty((h, w, 2 + R.shape[2]))
+        R = np.ascontiguousarray((F / scale).astype(np.float32).T.reshape(-1, h, w))
+        modes = np.empty((h, w, 2 + R.shape[0]))
         n_iter = np.zeros((h, w), dtype=np.int64)
         MS.image_modes(R, hs, KERNELS[kernel], SUPPORT[kernel], max_iter, tol, modes, n_iter)
 
@@ -370,12 +397,17 @@ class MeanShiftSegmenter:
         flat = regions.ravel()
         cnt = np.bincount(flat, minlength=n).astype(np.float64)
         pm = modes.reshape(h * w, -1)
-        region_modes = np.stack([np.bincount(flat, weights=col, minlength=n) for col in pm.T], axis=1) / cnt[:, None]
+        region_modes = (
+            np.stack([np.bincount(flat, weights=col, minlength=n) for col in pm.T], axis=1)
+            / cnt[:, None]
+        )
         parent = merge_small_regions(regions, n, min_size, region_modes[:, 2:])
         labels, n_final = relabel_raster(parent[regions])
         flat = labels.ravel()
         cnt = np.bincount(flat, minlength=n_final).astype(np.float64)
-        final_modes = np.stack([np.bincount(flat, weights=col, minlength=n_final) for col in pm.T], axis=1)
+        final_modes = np.stack(
+            [np.bincount(flat, weights=col, minlength=n_final) for col in pm.T], axis=1
+        )
         final_modes /= cnt[:, None]
 
         def to_units(m: np.ndarray) -> np.ndarray:  # (y, x, r/hr...) -> (x, y, r...)
