@@ -185,7 +185,7 @@ def shift_points(
     around the point's cell. Writes the converged points, iterations and the number of data points
     in the final window.
     """
-    n, d = X.shape
+    d = X.shape[1]
     m = cells.shape[0]
     sup2 = support * support
     tol2 = tol * tol
