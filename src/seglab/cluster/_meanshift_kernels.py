@@ -23,7 +23,7 @@ def weight(kernel, r2):  # pragma: no cover - compiled
     return np.exp(-0.5 * r2)
 
 
-@njit(cache=True, parallel=True, fastmath=True)
+@njit(cache=True, parallel=True)
 def image_modes(R, hs, kernel, support, max_iter, tol, modes, n_iter):  # pragma: no cover
     """Mean-shift every pixel of an image in the joint spatial-range domain.
 
@@ -38,16 +38,15 @@ def image_modes(R, hs, kernel, support, max_iter, tol, modes, n_iter):  # pragma
     nc, h, w = R.shape
     rs = support * hs  # spatial window radius in pixels
     rs2 = rs * rs
-    sup2 = np.float32(support * support)
+    sup2 = support * support
     inv_hs2 = 1.0 / (hs * hs)
     tol2 = tol * tol
     width = 2 * int(np.ceil(rs)) + 3
     for y0 in prange(h):
         cr = np.empty(nc)
-        cr32 = np.empty(nc, dtype=np.float32)
         sr = np.empty(nc)
-        d2 = np.empty(width, dtype=np.float32)
-        wt = np.empty(width, dtype=np.float32)
+        d2 = np.empty(width)
+        wt = np.empty(width)
         for x0 in range(w):
             cy = np.float64(y0)
             cx = np.float64(x0)
@@ -56,8 +55,6 @@ def image_modes(R, hs, kernel, support, max_iter, tol, modes, n_iter):  # pragma
             it = 0
             while it < max_iter:
                 it += 1
-                for c in range(nc):
-                    cr32[c] = np.float32(cr[c])
                 ylo = max(0, int(np.ceil(cy - rs)))
                 yhi = min(h - 1, int(np.floor(cy + rs)))
                 sw = 0.0
@@ -67,41 +64,37 @@ def image_modes(R, hs, kernel, support, max_iter, tol, modes, n_iter):  # pragma
                     sr[c] = 0.0
                 for yy in range(ylo, yhi + 1):
                     dy2 = (yy - cy) * (yy - cy)
-                    half = np.sqrt(max(rs2 - dy2, 0.0))  # the disc's half-width on this row
-                    xlo = max(0, int(np.ceil(cx - half)))
-                    xhi = min(w - 1, int(np.floor(cx + half)))
+                    xlo = max(0, int(np.ceil(cx - rs)))
+                    xhi = min(w - 1, int(np.floor(cx + rs)))
                     m = xhi - xlo + 1
-                    if m <= 0:
-                        continue
                     for q in range(m):
                         d2[q] = 0.0
                     for c in range(nc):
-                        cc = cr32[c]
+                        cc = cr[c]
                         for q in range(m):
-                            t = R[c, yy, xlo + q] - cc
+                            t = np.float64(R[c, yy, xlo + q]) - cc
                             d2[q] += t * t
-                    if kernel == 0:
-                        for q in range(m):
-                            wt[q] = np.float32(1.0) if d2[q] <= sup2 else np.float32(0.0)
-                    else:
-                        for q in range(m):
-                            xx = xlo + q
-                            ds = np.float32((dy2 + (xx - cx) * (xx - cx)) * inv_hs2)
-                            if kernel == 1:
-                                v = (np.float32(1.0) - ds) * (np.float32(1.0) - d2[q])
-                            else:
-                                v = np.exp(np.float32(-0.5) * (ds + d2[q]))
-                            wt[q] = v if d2[q] <= sup2 else np.float32(0.0)
-                    rsw = np.float32(0.0)
-                    rsx = np.float32(0.0)
+                    for q in range(m):
+                        xx = xlo + q
+                        ds2 = dy2 + (xx - cx) * (xx - cx)
+                        inside = (ds2 <= rs2) & (d2[q] <= sup2)
+                        if kernel == 0:
+                            v = 1.0
+                        elif kernel == 1:
+                            v = (1.0 - ds2 * inv_hs2) * (1.0 - d2[q])
+                        else:
+                            v = np.exp(-0.5 * (ds2 * inv_hs2 + d2[q]))
+                        wt[q] = v if inside else 0.0
+                    rsw = 0.0
+                    rsx = 0.0
                     for q in range(m):
                         rsw += wt[q]
-                        rsx += wt[q] * np.float32(q)
+                        rsx += wt[q] * q
                     sw += rsw
                     sy += rsw * yy
                     sx += rsx + rsw * xlo
                     for c in range(nc):
-                        acc = np.float32(0.0)
+                        acc = 0.0
                         for q in range(m):
                             acc += wt[q] * R[c, yy, xlo + q]
                         sr[c] += acc

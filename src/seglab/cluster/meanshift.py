@@ -371,7 +371,7 @@ class MeanShiftSegmenter:
                 "features must not include 'xy': the spatial bandwidth covers position"
             )
         h, w = image.shape[:2]
-        window = np.pi * (SUPPORT[kernel] * hs) ** 2 + 1
+        window = min(np.pi * (SUPPORT[kernel] * hs) ** 2 + 1, h * w)
         work = h * w * window * 10  # about 10 iterations per pixel on photos
         if work > self.max_work:
             raise ValueError(

@@ -1,0 +1,188 @@
+import numpy as np
+import pytest
+from conftest import shapes_image
+from scipy import ndimage as ndi
+from sklearn.cluster import MeanShift as SKMeanShift
+from sklearn.cluster import estimate_bandwidth as sk_estimate_bandwidth
+from sklearn.datasets import make_blobs
+
+from seglab.cluster import MeanShift, MeanShiftSegmenter, estimate_bandwidth
+from seglab.cluster.meanshift import SUPPORT, shift_to_modes
+from seglab.features import pixel_features
+
+KERNEL_NAMES = ["flat", "epanechnikov", "gaussian"]
+
+
+def _weights(kernel, r2):
+    inside = r2 <= SUPPORT[kernel] ** 2
+    w = {"flat": np.ones_like(r2), "epanechnikov": 1 - r2, "gaussian": np.exp(-0.5 * r2)}[kernel]
+    return np.where(inside, w, 0.0)
+
+
+def brute_force_modes(P, kernel, max_iter=300, tol=1e-3, product=None):
+    """Every point against every point, plain numpy; ``product=k`` splits the columns into a
+    spatial part (first k) and a range part with a product kernel, as for images."""
+    cur = P.copy()
+    active = np.ones(len(P), bool)
+    for _ in range(max_iter):
+        if not active.any():
+            break
+        diff = P[None, :, :] - cur[active][:, None, :]
+        if product is None:
+            w = _weights(kernel, (diff**2).sum(axis=2))
+        else:
+            ws = _weights(kernel, (diff[:, :, :product] ** 2).sum(axis=2))
+            wr = _weights(kernel, (diff[:, :, product:] ** 2).sum(axis=2))
+            w = ws * wr
+        new = (w @ P) / w.sum(axis=1, keepdims=True)
+        shift = ((new - cur[active]) ** 2).sum(axis=1)
+        idx = np.flatnonzero(active)
+        cur[idx] = new
+        active[idx[shift < tol**2]] = False
+    return cur
+
+
+@pytest.mark.parametrize("kernel", KERNEL_NAMES)
+def test_grid_path_equals_brute_force(kernel):
+    X, _ = make_blobs(300, centers=3, cluster_std=0.7, random_state=1)
+    Xn = X / 1.2
+    fast, _, _ = shift_to_modes(Xn, Xn, kernel, 300, 1e-6)
+    ref = brute_force_modes(Xn, kernel, tol=1e-6)
+    np.testing.assert_allclose(fast, ref, atol=1e-5)
+
+
+@pytest.mark.parametrize("kernel", KERNEL_NAMES)
+def test_image_path_equals_brute_force(kernel):
+    img = shapes_image(14, 18, seed=2)
+    # powers of two: the reference's normalised distances are then exact at integer offsets
+    hs, hr = 4.0, 16.0
+    seg = MeanShiftSegmenter(hs, hr, kernel, min_region_size=0, features="lab", tol=1e-6).fit(img)
+    lab = pixel_features(img, "lab").astype(np.float32).astype(np.float64)
+    yy, xx = np.mgrid[0:14, 0:18]
+    P = np.column_stack([yy.ravel() / hs, xx.ravel() / hs, lab / hr])
+    ref = brute_force_modes(P, kernel, max_iter=100, tol=1e-6, product=2)
+    got = seg.pixel_modes_.reshape(-1, 5)
+    got = np.column_stack([got[:, 1] / hs, got[:, 0] / hs, got[:, 2:] / hr])
+    np.testing.assert_allclose(got, ref, atol=1e-4)
+
+
+@pytest.mark.parametrize("kernel", KERNEL_NAMES)
+def test_every_reported_mode_is_a_fixed_point(kernel):
+    img = shapes_image(20, 24, seed=4)
+    hs, hr, tol = 4.0, 10.0, 1e-4
+    seg = MeanShiftSegmenter(
+        hs, hr, kernel, min_region_size=0, features="lab", tol=tol, max_iter=5000
+    ).fit(img)
+    assert seg.n_iter_ < 5000  # every pixel converged
+    lab = pixel_features(img, "lab").astype(np.float32).astype(np.float64)
+    yy, xx = np.mgrid[0:20, 0:24]
+    P = np.column_stack([yy.ravel() / hs, xx.ravel() / hs, lab / hr])
+    modes = seg.pixel_modes_.reshape(-1, 5)
+    M = np.column_stack([modes[:, 1] / hs, modes[:, 0] / hs, modes[:, 2:] / hr])
+    diff = P[None, :, :] - M[:, None, :]
+    w = _weights(kernel, (diff[:, :, :2] ** 2).sum(2)) * _weights(kernel, (diff[:, :, 2:] ** 2).sum(2))
+    mean = (w @ P) / w.sum(axis=1, keepdims=True)
+    # one more step moves no mode by more than the stopping tolerance (in bandwidths)
+    assert np.sqrt(((mean - M) ** 2).sum(axis=1)).max() < 10 * tol
+
+
+@pytest.mark.parametrize("bin_seeding", [False, True])
+def test_agrees_with_sklearn_on_blobs(bin_seeding):
+    X, _ = make_blobs(400, centers=4, cluster_std=0.6, random_state=0)
+    ours = MeanShift(bandwidth=1.5, bin_seeding=bin_seeding).fit(X)
+    ref = SKMeanShift(bandwidth=1.5, bin_seeding=bin_seeding).fit(X)
+    assert len(ours.cluster_centers_) == len(ref.cluster_centers_)
+    np.testing.assert_allclose(ours.cluster_centers_, ref.cluster_centers_, atol=1e-6)
+    np.testing.assert_array_equal(ours.labels_, ref.labels_)
+    np.testing.assert_array_equal(ours.predict(X[:10]), ref.predict(X[:10]))
+
+
+def test_cluster_all_false_marks_outliers():
+    X, _ = make_blobs(200, centers=2, cluster_std=0.3, random_state=3)
+    X = np.vstack([X, [[50.0, 50.0]]])
+    ms = MeanShift(bandwidth=1.0, cluster_all=False, seeds=X[:200]).fit(X)
+    assert ms.labels_[-1] == -1 and (ms.labels_[:200] >= 0).all()
+
+
+def test_estimate_bandwidth_matches_sklearn():
+    X, _ = make_blobs(300, centers=3, random_state=5)
+    assert estimate_bandwidth(X, quantile=0.2) == pytest.approx(sk_estimate_bandwidth(X, quantile=0.2))
+
+
+@pytest.mark.parametrize("min_size", [5, 20, 60])
+def test_min_region_size_leaves_no_small_region(min_size):
+    img = shapes_image(40, 50, seed=7)
+    seg = MeanShiftSegmenter(3, 8, min_region_size=min_size, features="lab").fit(img)
+    sizes = np.bincount(seg.labels_.ravel())
+    assert sizes.min() >= min_size
+    assert seg.labels_.max() == seg.n_regions_ - 1 == len(seg.modes_) - 1
+    for r in range(seg.n_regions_):  # regions are connected
+        assert ndi.label(seg.labels_ == r)[1] == 1
+
+
+def test_segmenter_finds_the_shapes_and_filters():
+    img = shapes_image(48, 64, seed=1)
+    seg = MeanShiftSegmenter().fit(img)
+    yy, xx = np.mgrid[0:48, 0:64]
+    disc = (yy - 30) ** 2 + (xx - 45) ** 2 < 100
+    square = np.zeros_like(disc)
+    square[8:24, 8:28] = True
+    for part, purity in ((square, 0.99), (disc, 0.8), (~(square | disc), 0.95)):
+        counts = np.bincount(seg.labels_[part])
+        assert counts.max() / part.sum() >= purity
+    assert 3 <= seg.n_regions_ <= 5
+    assert seg.filtered_image_.shape == img.shape and seg.filtered_image_.dtype == np.uint8
+    # the filtered square is near its painted colour (200, 30, 30)
+    assert np.abs(seg.filtered_image_[16, 16].astype(int) - [200, 30, 30]).max() < 12
+    x, y = seg.modes_[seg.labels_[16, 16], :2]
+    assert 8 <= x <= 28 and 8 <= y <= 24
+
+
+def test_gray_and_group_bandwidths():
+    img = shapes_image(30, 30, seed=2)
+    g = MeanShiftSegmenter(4, 10, features="gray").fit(img[:, :, 0])
+    assert g.filtered_image_.ndim == 2
+    m = MeanShiftSegmenter(4, {"lab": 8.0, "grad": 20.0}, features="lab+grad").fit(img)
+    assert m.modes_.shape[1] == 2 + 5
+
+
+def test_tiny_bandwidth_warns_but_returns():
+    img = np.random.default_rng(0).integers(0, 255, (10, 10, 3)).astype(np.uint8)
+    with pytest.warns(UserWarning, match="own mode"):
+        seg = MeanShiftSegmenter(0.5, 0.01, min_region_size=0).fit(img)
+    assert seg.n_regions_ == 100
+
+
+@pytest.mark.parametrize(
+    "kwargs, match",
+    [
+        ({"spatial_bandwidth": 0}, "spatial_bandwidth"),
+        ({"spatial_bandwidth": float("nan")}, "spatial_bandwidth"),
+        ({"range_bandwidth": -1}, "range_bandwidth"),
+        ({"range_bandwidth": float("inf")}, "range_bandwidth"),
+        ({"range_bandwidth": {"luv": 6.5, "xy": 1}}, "range_bandwidth"),
+        ({"kernel": "triangle"}, "kernel"),
+        ({"features": "lab+xy"}, "xy"),
+        ({"min_region_size": -3}, "min_region_size"),
+    ],
+)
+def test_bad_parameters(kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        MeanShiftSegmenter(**kwargs).fit(shapes_image(40, 40))
+
+
+def test_explosive_bandwidth_says_the_cost():
+    big = np.zeros((3000, 3000), np.uint8)
+    with pytest.raises(ValueError, match=r"visit about .* lower spatial_bandwidth"):
+        MeanShiftSegmenter(spatial_bandwidth=60).fit(big)
+
+
+def test_empty_image_is_refused():
+    with pytest.raises(ValueError, match="empty"):
+        MeanShiftSegmenter().fit(np.zeros((0, 4, 3), np.uint8))
+
+
+@pytest.mark.parametrize("bw", [0, -1, float("nan")])
+def test_meanshift_bad_bandwidth(bw):
+    with pytest.raises(ValueError, match="bandwidth"):
+        MeanShift(bandwidth=bw).fit(np.zeros((5, 2)))
