@@ -80,7 +80,9 @@ def test_every_reported_mode_is_a_fixed_point(kernel):
     modes = seg.pixel_modes_.reshape(-1, 5)
     M = np.column_stack([modes[:, 1] / hs, modes[:, 0] / hs, modes[:, 2:] / hr])
     diff = P[None, :, :] - M[:, None, :]
-    w = _weights(kernel, (diff[:, :, :2] ** 2).sum(2)) * _weights(kernel, (diff[:, :, 2:] ** 2).sum(2))
+    w = _weights(kernel, (diff[:, :, :2] ** 2).sum(2)) * _weights(
+        kernel, (diff[:, :, 2:] ** 2).sum(2)
+    )
     mean = (w @ P) / w.sum(axis=1, keepdims=True)
     # one more step moves no mode by more than the stopping tolerance (in bandwidths)
     assert np.sqrt(((mean - M) ** 2).sum(axis=1)).max() < 10 * tol
@@ -106,7 +108,9 @@ def test_cluster_all_false_marks_outliers():
 
 def test_estimate_bandwidth_matches_sklearn():
     X, _ = make_blobs(300, centers=3, random_state=5)
-    assert estimate_bandwidth(X, quantile=0.2) == pytest.approx(sk_estimate_bandwidth(X, quantile=0.2))
+    assert estimate_bandwidth(X, quantile=0.2) == pytest.approx(
+        sk_estimate_bandwidth(X, quantile=0.2)
+    )
 
 
 @pytest.mark.parametrize("min_size", [5, 20, 60])

@@ -11,6 +11,7 @@ import numpy as np
 from numba import njit, prange
 
 FLAT, EPANECHNIKOV, GAUSSIAN = 0, 1, 2
+FAR = 1e15  # a range value no window accepts (image padding); its square still fits float64
 
 
 @njit(cache=True, inline="always")
@@ -23,40 +24,50 @@ def weight(kernel, r2):  # pragma: no cover - compiled
     return np.exp(-0.5 * r2)
 
 
-@njit(cache=True, parallel=True)
-def image_modes(R, hs, kernel, support, max_iter, tol, modes, n_iter):  # pragma: no cover
+BLOCK = 16  # window rows are processed in blocks of this many columns: a constant trip count
+
+
+def pad_columns(rs: float) -> int:
+    """Columns of padding each side so that every block of a window stays inside the array."""
+    return BLOCK * int(np.ceil((np.ceil(rs) + BLOCK + 1) / BLOCK))
+
+
+@njit(cache=True, parallel=True, fastmath={"reassoc", "contract"})
+def image_modes(R, w, pad, hs, kernel, support, max_iter, tol, modes, n_iter):  # pragma: no cover
     """Mean-shift every pixel of an image in the joint spatial-range domain.
 
-    R: (C, H, W) float32 range features divided by the range bandwidth (planar, so that a window
-    row is contiguous). A point (y, x, r) moves to the kernel-weighted mean of the pixels with
+    R: (C, H, pad + W + pad) float32 range features divided by the range bandwidth, planar and
+    padded left and right (see :func:`pad_columns`) so that a window row is contiguous and can be
+    read in fixed blocks of ``BLOCK`` columns, which compile to SIMD code without bounds checks.
+    A point (y, x, r) moves to the kernel-weighted mean of the pixels with
     ((y'-y)^2 + (x'-x)^2) / hs^2 <= support^2 and |r' - r|^2 <= support^2 (the product kernel of
     Comaniciu & Meer). The window only touches the pixels within support * hs of the point, so a
-    step costs O(hs^2), not O(H W); each window row is processed without branches (SIMD).
-    Stops when the normalised shift is below ``tol``. Writes modes (H, W, 2 + C) = (y, x, r...)
-    and n_iter (H, W).
+    step costs O(hs^2), not O(H W). Arithmetic is float64. Stops when the normalised shift is
+    below ``tol``. Writes modes (H, W, 2 + C) = (y, x, r...) and n_iter (H, W).
     """
-    nc, h, w = R.shape
+    nc, h, _ = R.shape
     rs = support * hs  # spatial window radius in pixels
     rs2 = rs * rs
     sup2 = support * support
     inv_hs2 = 1.0 / (hs * hs)
     tol2 = tol * tol
-    width = 2 * int(np.ceil(rs)) + 3
     for y0 in prange(h):
         cr = np.empty(nc)
         sr = np.empty(nc)
-        d2 = np.empty(width)
-        wt = np.empty(width)
+        d2 = np.empty(BLOCK)
+        wt = np.empty(BLOCK)
         for x0 in range(w):
             cy = np.float64(y0)
             cx = np.float64(x0)
             for c in range(nc):
-                cr[c] = R[c, y0, x0]
+                cr[c] = R[c, y0, x0 + pad]
             it = 0
             while it < max_iter:
                 it += 1
                 ylo = max(0, int(np.ceil(cy - rs)))
                 yhi = min(h - 1, int(np.floor(cy + rs)))
+                xs = int(np.floor(cx - rs))
+                xe = int(np.floor(cx + rs))
                 sw = 0.0
                 sy = 0.0
                 sx = 0.0
@@ -64,40 +75,39 @@ def image_modes(R, hs, kernel, support, max_iter, tol, modes, n_iter):  # pragma
                     sr[c] = 0.0
                 for yy in range(ylo, yhi + 1):
                     dy2 = (yy - cy) * (yy - cy)
-                    xlo = max(0, int(np.ceil(cx - rs)))
-                    xhi = min(w - 1, int(np.floor(cx + rs)))
-                    m = xhi - xlo + 1
-                    for q in range(m):
-                        d2[q] = 0.0
-                    for c in range(nc):
-                        cc = cr[c]
-                        for q in range(m):
-                            t = np.float64(R[c, yy, xlo + q]) - cc
-                            d2[q] += t * t
-                    for q in range(m):
-                        xx = xlo + q
-                        ds2 = dy2 + (xx - cx) * (xx - cx)
-                        inside = (ds2 <= rs2) & (d2[q] <= sup2)
-                        if kernel == 0:
-                            v = 1.0
-                        elif kernel == 1:
-                            v = (1.0 - ds2 * inv_hs2) * (1.0 - d2[q])
-                        else:
-                            v = np.exp(-0.5 * (ds2 * inv_hs2 + d2[q]))
-                        wt[q] = v if inside else 0.0
-                    rsw = 0.0
-                    rsx = 0.0
-                    for q in range(m):
-                        rsw += wt[q]
-                        rsx += wt[q] * q
-                    sw += rsw
-                    sy += rsw * yy
-                    sx += rsx + rsw * xlo
-                    for c in range(nc):
-                        acc = 0.0
-                        for q in range(m):
-                            acc += wt[q] * R[c, yy, xlo + q]
-                        sr[c] += acc
+                    for xb in range(xs, xe + 1, BLOCK):
+                        for q in range(BLOCK):
+                            d2[q] = 0.0
+                        for c in range(nc):
+                            cc = cr[c]
+                            for q in range(BLOCK):
+                                t = np.float64(R[c, yy, pad + xb + q]) - cc
+                                d2[q] += t * t
+                        rsw = 0.0
+                        rsx = 0.0
+                        for q in range(BLOCK):
+                            xx = xb + q
+                            dxx = xx - cx
+                            ds2 = dy2 + dxx * dxx
+                            ok = (ds2 <= rs2) & (d2[q] <= sup2)  # padding never passes d2
+                            if kernel == 0:
+                                v = 1.0
+                            elif kernel == 1:
+                                v = (1.0 - ds2 * inv_hs2) * (1.0 - d2[q])
+                            else:
+                                v = np.exp(-0.5 * (ds2 * inv_hs2 + d2[q]))
+                            v = v if ok else 0.0
+                            wt[q] = v
+                            rsw += v
+                            rsx += v * q
+                        sw += rsw
+                        sy += rsw * yy
+                        sx += rsx + rsw * xb
+                        for c in range(nc):
+                            acc = 0.0
+                            for q in range(BLOCK):
+                                acc += wt[q] * R[c, yy, pad + xb + q]
+                            sr[c] += acc
                 if sw <= 0.0:
                     break
                 ny = sy / sw
@@ -116,6 +126,129 @@ def image_modes(R, hs, kernel, support, max_iter, tol, modes, n_iter):  # pragma
             for c in range(nc):
                 modes[y0, x0, 2 + c] = cr[c]
             n_iter[y0, x0] = it
+
+
+@njit(inline="always", fastmath={"reassoc", "contract"})
+def _image_modes3(R, w, pad, hs, kernel, support, max_iter, tol, modes, n_iter):  # pragma: no cover
+    """:func:`image_modes` for three range channels (colour), the common case, with the channels
+    in registers and one fused loop per block: about ten times faster than the generic kernel.
+    Inlined into one entry point per kernel so the weight is a constant, not a branch."""
+    _, h, _ = R.shape
+    rs = support * hs
+    rs2 = rs * rs
+    sup2 = support * support
+    inv_hs2 = 1.0 / (hs * hs)
+    tol2 = tol * tol
+    for y0 in prange(h):
+        for x0 in range(w):
+            cy = np.float64(y0)
+            cx = np.float64(x0)
+            c0 = np.float64(R[0, y0, x0 + pad])
+            c1 = np.float64(R[1, y0, x0 + pad])
+            c2 = np.float64(R[2, y0, x0 + pad])
+            it = 0
+            while it < max_iter:
+                it += 1
+                ylo = max(0, int(np.ceil(cy - rs)))
+                yhi = min(h - 1, int(np.floor(cy + rs)))
+                xs = int(np.floor(cx - rs))
+                xe = int(np.floor(cx + rs))
+                sw = 0.0
+                sy = 0.0
+                sx = 0.0
+                s0 = 0.0
+                s1 = 0.0
+                s2 = 0.0
+                for yy in range(ylo, yhi + 1):
+                    dy2 = (yy - cy) * (yy - cy)
+                    for xb in range(xs, xe + 1, BLOCK):
+                        r0 = R[0, yy, pad + xb : pad + xb + BLOCK]
+                        r1 = R[1, yy, pad + xb : pad + xb + BLOCK]
+                        r2 = R[2, yy, pad + xb : pad + xb + BLOCK]
+                        rw = 0.0
+                        rx = 0.0
+                        a0 = 0.0
+                        a1 = 0.0
+                        a2 = 0.0
+                        for q in range(BLOCK):
+                            v0 = np.float64(r0[q])
+                            v1 = np.float64(r1[q])
+                            v2 = np.float64(r2[q])
+                            t0 = v0 - c0
+                            t1 = v1 - c1
+                            t2 = v2 - c2
+                            dr2 = t0 * t0 + t1 * t1 + t2 * t2
+                            xx = xb + q
+                            dxx = xx - cx
+                            ds2 = dy2 + dxx * dxx
+                            ok = (dr2 <= sup2) & (ds2 <= rs2)  # padding never passes dr2
+                            if kernel == 0:
+                                v = 1.0
+                            elif kernel == 1:
+                                v = (1.0 - ds2 * inv_hs2) * (1.0 - dr2)
+                            else:
+                                v = np.exp(-0.5 * (ds2 * inv_hs2 + dr2))
+                            v = v if ok else 0.0
+                            rw += v
+                            rx += v * q
+                            a0 += v * v0
+                            a1 += v * v1
+                            a2 += v * v2
+                        sw += rw
+                        sy += rw * yy
+                        sx += rx + rw * xb
+                        s0 += a0
+                        s1 += a1
+                        s2 += a2
+                if sw <= 0.0:
+                    break
+                ny = sy / sw
+                nx = sx / sw
+                n0 = s0 / sw
+                n1 = s1 / sw
+                n2 = s2 / sw
+                shift2 = ((ny - cy) ** 2 + (nx - cx) ** 2) * inv_hs2
+                shift2 += (n0 - c0) ** 2 + (n1 - c1) ** 2 + (n2 - c2) ** 2
+                cy = ny
+                cx = nx
+                c0 = n0
+                c1 = n1
+                c2 = n2
+                if shift2 < tol2:
+                    break
+            modes[y0, x0, 0] = cy
+            modes[y0, x0, 1] = cx
+            modes[y0, x0, 2] = c0
+            modes[y0, x0, 3] = c1
+            modes[y0, x0, 4] = c2
+            n_iter[y0, x0] = it
+
+
+@njit(cache=True, parallel=True, fastmath={"reassoc", "contract"})
+def _image_modes3_flat(R, w, pad, hs, support, max_iter, tol, modes, n_iter):  # pragma: no cover
+    _image_modes3(R, w, pad, hs, FLAT, support, max_iter, tol, modes, n_iter)
+
+
+@njit(cache=True, parallel=True, fastmath={"reassoc", "contract"})
+def _image_modes3_epanechnikov(
+    R, w, pad, hs, support, max_iter, tol, modes, n_iter
+):  # pragma: no cover
+    _image_modes3(R, w, pad, hs, EPANECHNIKOV, support, max_iter, tol, modes, n_iter)
+
+
+@njit(cache=True, parallel=True, fastmath={"reassoc", "contract"})
+def _image_modes3_gaussian(
+    R, w, pad, hs, support, max_iter, tol, modes, n_iter
+):  # pragma: no cover
+    _image_modes3(R, w, pad, hs, GAUSSIAN, support, max_iter, tol, modes, n_iter)
+
+
+def image_modes3(R, w, pad, hs, kernel, support, max_iter, tol, modes, n_iter):
+    """Dispatch to the compiled three-channel kernel for ``kernel`` (an id)."""
+    run = {FLAT: _image_modes3_flat, EPANECHNIKOV: _image_modes3_epanechnikov}.get(
+        kernel, _image_modes3_gaussian
+    )
+    run(R, w, pad, hs, support, max_iter, tol, modes, n_iter)
 
 
 @njit(cache=True)

@@ -24,6 +24,7 @@ pixel grid for images) and from stopping each point as soon as it has converged.
 
 from __future__ import annotations
 
+import contextlib
 import numbers
 import warnings
 from collections.abc import Mapping
@@ -40,6 +41,20 @@ from .regions import merge_small_regions, relabel_raster
 KERNELS = {"flat": MS.FLAT, "epanechnikov": MS.EPANECHNIKOV, "gaussian": MS.GAUSSIAN}
 SUPPORT = {"flat": 1.0, "epanechnikov": 1.0, "gaussian": 3.0}
 _GRID_MAX_DIM = 6  # 3^D neighbour cells: beyond this, every seed scans every point
+
+
+@contextlib.contextmanager
+def _dynamic_schedule(rows: int = 2):
+    """Hand out image rows to threads a few at a time: pixels converge at different speeds, and
+    an even split up front leaves one core idle while the other finishes the slow rows."""
+    from numba import get_parallel_chunksize, set_parallel_chunksize
+
+    old = get_parallel_chunksize()
+    set_parallel_chunksize(rows)
+    try:
+        yield
+    finally:
+        set_parallel_chunksize(old)
 
 
 def _check_kernel(kernel: Any) -> str:
@@ -381,10 +396,15 @@ class MeanShiftSegmenter:
             )
         F = pixel_features(image, self.features)
         scale = self._range_scale(layout, F.shape[1])
-        R = np.ascontiguousarray((F / scale).astype(np.float32).T.reshape(-1, h, w))
-        modes = np.empty((h, w, 2 + R.shape[0]))
+        pad = MS.pad_columns(SUPPORT[kernel] * hs)
+        # padding columns hold a value no window accepts, so no bounds test is needed
+        R = np.full((F.shape[1], h, w + 2 * pad), MS.FAR, dtype=np.float32)
+        R[:, :, pad : pad + w] = (F / scale).T.reshape(-1, h, w)
+        modes = np.empty((h, w, 2 + F.shape[1]))
         n_iter = np.zeros((h, w), dtype=np.int64)
-        MS.image_modes(R, hs, KERNELS[kernel], SUPPORT[kernel], max_iter, tol, modes, n_iter)
+        run = MS.image_modes3 if F.shape[1] == 3 else MS.image_modes
+        with _dynamic_schedule():
+            run(R, w, pad, hs, KERNELS[kernel], SUPPORT[kernel], max_iter, tol, modes, n_iter)
 
         parent = MS.group_modes(modes, hs, merge)
         regions, n = relabel_raster(parent.reshape(h, w))
@@ -413,12 +433,12 @@ class MeanShiftSegmenter:
         def to_units(m: np.ndarray) -> np.ndarray:  # (y, x, r/hr...) -> (x, y, r...)
             return np.column_stack([m[:, 1], m[:, 0], m[:, 2:] * scale])
 
+        self.__dict__.pop("_filtered", None)
         self.labels_ = labels
         self.n_regions_ = n_final
         self.n_modes_ = n
         self.modes_ = to_units(final_modes)
         self.pixel_modes_ = to_units(pm).reshape(h, w, -1)
-        self.filtered_image_ = _range_to_image(self.pixel_modes_[:, :, 2:], self.features)
         self.n_iter_ = int(n_iter.max())
         self.mean_iter_ = float(n_iter.mean())
         self.spatial_bandwidth_ = hs
@@ -427,6 +447,15 @@ class MeanShiftSegmenter:
 
     def fit_predict(self, image: Any) -> np.ndarray:
         return self.fit(image).labels_
+
+    @property
+    def filtered_image_(self) -> np.ndarray:
+        """Every pixel replaced by the range value of its mode (computed on first access)."""
+        if "_filtered" not in self.__dict__:
+            if not hasattr(self, "pixel_modes_"):
+                raise AttributeError("filtered_image_ exists after fit(image)")
+            self._filtered = _range_to_image(self.pixel_modes_[:, :, 2:], self.features)
+        return self._filtered
 
 
 def _range_to_image(values: np.ndarray, features: str) -> np.ndarray:

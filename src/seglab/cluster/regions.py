@@ -83,24 +83,31 @@ def merge_small_regions(
     for ai, bi, wi in zip(a.tolist(), b.tolist(), w.tolist(), strict=True):
         adj[ai][bi] = wi
         adj[bi][ai] = wi
-    feats = None if region_features is None else np.array(region_features, dtype=np.float64)
+    # plain Python lists: regions have few neighbours, and per-call numpy overhead would dominate
+    feats = None if region_features is None else np.asarray(region_features, float).tolist()
     heap = [(int(sizes[r]), r) for r in range(n) if sizes[r] < min_size]
     heapq.heapify(heap)
+    sizes_l = sizes.tolist()
     while heap:
         size, r = heapq.heappop(heap)
-        if parent[r] != r or size != sizes[r] or sizes[r] >= min_size or not adj[r]:
+        if parent[r] != r or size != sizes_l[r] or size >= min_size or not adj[r]:
             continue
         if feats is None:
             t = max(adj[r].items(), key=lambda item: (item[1], -item[0]))[0]
         else:
-            nbrs = np.fromiter(adj[r].keys(), dtype=np.int64)
-            dist = ((feats[nbrs] - feats[r]) ** 2).sum(axis=1)
-            border = np.fromiter(adj[r].values(), dtype=np.int64)
-            t = int(nbrs[np.lexsort((nbrs, -border, dist))[0]])
+            fr = feats[r]
+            t = min(
+                adj[r].items(),
+                key=lambda item: (
+                    sum((a - b) * (a - b) for a, b in zip(feats[item[0]], fr, strict=True)),
+                    -item[1],
+                    item[0],
+                ),
+            )[0]
+            st, sr = sizes_l[t], sizes_l[r]
+            feats[t] = [(a * st + b * sr) / (st + sr) for a, b in zip(feats[t], fr, strict=True)]
         # absorb r into t
-        if feats is not None:
-            feats[t] = (feats[t] * sizes[t] + feats[r] * sizes[r]) / (sizes[t] + sizes[r])
-        sizes[t] += sizes[r]
+        sizes_l[t] += sizes_l[r]
         parent[r] = t
         for nb, wt in adj[r].items():
             del adj[nb][r]
@@ -108,8 +115,8 @@ def merge_small_regions(
                 adj[t][nb] = adj[t].get(nb, 0) + wt
                 adj[nb][t] = adj[nb].get(t, 0) + wt
         adj[r] = {}
-        if sizes[t] < min_size:
-            heapq.heappush(heap, (int(sizes[t]), t))
+        if sizes_l[t] < min_size:
+            heapq.heappush(heap, (sizes_l[t], t))
     # path-compress so that every region points at its final survivor
     for r in range(n):
         root = r
