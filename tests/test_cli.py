@@ -151,3 +151,49 @@ def test_demo(tmp_path, capsys):
     assert main(["demo", "--k", "2,3", "--out", str(out)]) == 0
     assert (out / "chelsea" / "k_sweep.png").is_file()
     assert str(out.resolve()) in capsys.readouterr().out
+
+
+def test_meanshift_end_to_end(photo, tmp_path):
+    out = tmp_path / "out"
+    args = ["segment", str(photo), "--method", "meanshift", "--hs", "7", "--hr", "6.5"]
+    assert (
+        main([*args, "--kernel", "flat", "--min-region-size", "20", "--out", str(out), "--quiet"])
+        == 0
+    )
+    d = out / "shapes"
+    for name in ["labels.png", "overlay.png", "mean_color.png", "boundaries.png", "filtered.png"]:
+        assert (d / name).is_file(), name
+    s = json.loads((d / "summary.json").read_text())
+    assert s["n_regions"] >= 3 and s["n_modes"] >= s["n_regions"] - 5 and s["seconds"] > 0
+    labels = read_labels(d / "labels.png")
+    assert labels.max() + 1 == s["n_regions"] and np.bincount(labels.ravel()).min() >= 20
+
+
+@pytest.mark.parametrize(
+    "extra, message",
+    [
+        (["--hs", "0"], "> 0"),
+        (["--hr", "-2"], ">= 0"),
+        (["--hr", "nan"], ">= 0"),
+        (["--kernel", "box"], "invalid choice"),
+        (["--features", "lab+xy"], "xy"),
+    ],
+)
+def test_meanshift_bad_input(extra, message, photo, tmp_path, capsys):
+    out = tmp_path / "out"
+    code = main(
+        ["segment", str(photo), "--method", "meanshift", *extra, "--out", str(out), "--quiet"]
+    )
+    assert code == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and message in err[0]
+    assert not out.exists() or not any(out.iterdir())
+
+
+def test_meanshift_tiny_bandwidth_warns_in_one_line(tmp_path, capsys):
+    p = tmp_path / "noise.png"
+    Image.fromarray(np.random.default_rng(0).integers(0, 255, (12, 12, 3)).astype(np.uint8)).save(p)
+    args = ["segment", str(p), "--method", "meanshift", "--hs", "0.5", "--hr", "0.01"]
+    assert main([*args, "--min-region-size", "0", "--out", str(tmp_path / "o"), "--quiet"]) == 0
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("seglab: warning:") and "own mode" in err[0]

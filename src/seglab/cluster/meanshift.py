@@ -397,14 +397,19 @@ class MeanShiftSegmenter:
         F = pixel_features(image, self.features)
         scale = self._range_scale(layout, F.shape[1])
         pad = MS.pad_columns(SUPPORT[kernel] * hs)
-        # padding columns hold a value no window accepts, so no bounds test is needed
-        R = np.full((F.shape[1], h, w + 2 * pad), MS.FAR, dtype=np.float32)
-        R[:, :, pad : pad + w] = (F / scale).T.reshape(-1, h, w)
-        modes = np.empty((h, w, 2 + F.shape[1]))
+        nc = F.shape[1]
+        # one or two channels run in the fast three-channel kernel: zero channels change nothing
+        nk = 3 if nc <= 3 else nc
+        R = np.zeros((nk, h, w + 2 * pad), dtype=np.float32)
+        R[:, :, :pad] = MS.FAR  # padding no window accepts, so no bounds test is needed
+        R[:, :, pad + w :] = MS.FAR
+        R[:nc, :, pad : pad + w] = (F / scale).T.reshape(-1, h, w)
+        modes = np.empty((h, w, 2 + nk))
         n_iter = np.zeros((h, w), dtype=np.int64)
-        run = MS.image_modes3 if F.shape[1] == 3 else MS.image_modes
+        run = MS.image_modes3 if nk == 3 else MS.image_modes
         with _dynamic_schedule():
             run(R, w, pad, hs, KERNELS[kernel], SUPPORT[kernel], max_iter, tol, modes, n_iter)
+        modes = modes[:, :, : 2 + nc]
 
         parent = MS.group_modes(modes, hs, merge)
         regions, n = relabel_raster(parent.reshape(h, w))
