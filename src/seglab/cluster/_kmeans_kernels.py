@@ -138,9 +138,9 @@ def min_sqdist_update(X, point, closest, out):  # pragma: no cover - compiled
 
 
 @njit(cache=True, parallel=True)
-def hamerly_init(X, centers, labels, upper, lower):  # pragma: no cover - compiled
-    """Full assignment that also sets Hamerly's bounds: upper = distance to the nearest centre,
-    lower = distance to the second nearest. Returns (sums, counts)."""
+def hamerly_init(X, centers, labels, key, half_sep):  # pragma: no cover - compiled
+    """Full assignment that also sets every point's bound key (see :func:`hamerly_step`), with
+    the cumulative decrements at zero. Returns (sums, counts)."""
     n, d = X.shape
     k = centers.shape[0]
     n_chunks = (n + CHUNK - 1) // CHUNK
@@ -159,8 +159,7 @@ def hamerly_init(X, centers, labels, upper, lower):  # pragma: no cover - compil
             i = start + q
             j = bk[q]
             labels[i] = j
-            upper[i] = _round_up(np.sqrt(b1[q]))
-            lower[i] = _round_down(np.sqrt(b2[q]))
+            key[i] = _round_down(max(np.sqrt(b2[q]), half_sep[j]) - np.sqrt(b1[q]))
             pcounts[c, j] += 1
             for f in range(d):
                 psums[c, j, f] += buf[f, q]
@@ -168,31 +167,22 @@ def hamerly_init(X, centers, labels, upper, lower):  # pragma: no cover - compil
 
 
 @njit(cache=True, parallel=True)
-def hamerly_step(X, centers, labels, upper, lower, shift, half_sep):  # pragma: no cover
-    """One exact Lloyd E-step with Hamerly's (2010) bounds.
+def hamerly_step(X, centers, labels, key, decrement, half_sep):  # pragma: no cover
+    """One exact Lloyd E-step with Hamerly's (2010) bounds, kept as one number per point.
 
-    Pass 1 moves every point's bounds by the last centre shifts (the upper bound grows by its own
-    centre's shift, the lower bound shrinks by the largest shift of any other centre) and lists,
-    without branching, the points whose upper bound exceeds max(lower bound, half the distance
-    from their centre to the next one): only those can change label. Pass 2 computes all K
-    distances for the listed points, vectorised. Returns the change in per-cluster sums and
-    counts, and the number of points that moved.
+    Hamerly keeps, per point, an upper bound u on the distance to its centre a and a lower bound
+    l on the distance to any other; the label cannot change while u <= max(l, s_a), s_a being
+    half the distance from centre a to the nearest other centre. Here each point keeps only the
+    slack ``max(l, s_a) - u`` at the time it was last computed, plus the cumulative decrement of
+    its cluster then: ``key = slack + decrement[a]``. When the centres move, the slack of a
+    cluster-a point shrinks by at most a's shift plus the larger of the other centres' largest
+    shift and the drop of s_a, which the caller adds to ``decrement[a]``. A point can change
+    label only if ``key < decrement[a]``: the first pass reads a label and a key per point and
+    writes nothing; the few points that fail get all K distances (vectorised) and a new key.
+    Returns the change in per-cluster sums and counts, and the number of points that moved.
     """
     n, d = X.shape
     k = centers.shape[0]
-    # largest and second largest shift, to shrink each lower bound by the largest other shift
-    m1 = -1.0
-    m2 = -1.0
-    i1 = -1
-    for j in range(k):
-        if shift[j] > m1:
-            m2 = m1
-            m1 = shift[j]
-            i1 = j
-        elif shift[j] > m2:
-            m2 = shift[j]
-    if m2 < 0.0:
-        m2 = 0.0
     n_chunks = (n + CHUNK - 1) // CHUNK
     dsums = np.zeros((n_chunks, k, d))
     dcounts = np.zeros((n_chunks, k), dtype=np.int64)
@@ -200,19 +190,11 @@ def hamerly_step(X, centers, labels, upper, lower, shift, half_sep):  # pragma: 
     for c in prange(n_chunks):
         start = c * CHUNK
         stop = min(n, start + CHUNK)
-        flag = np.empty(stop - start, dtype=np.uint8)
-        for i in range(start, stop):  # SIMD: no branch, no loop-carried state
-            a = labels[i]
-            u = _round_up(upper[i] + shift[a])
-            lo = _round_down(lower[i] - (m2 if a == i1 else m1))
-            upper[i] = u
-            lower[i] = lo
-            flag[i - start] = u > max(lo, half_sep[a])
         todo = np.empty(stop - start, dtype=np.int32)
         m = 0
-        for q in range(stop - start):
-            todo[m] = start + q
-            m += flag[q]
+        for i in range(start, stop):
+            todo[m] = i
+            m += key[i] < decrement[labels[i]]
         if m == 0:
             continue
         buf = np.empty((d, m))
@@ -224,8 +206,8 @@ def hamerly_step(X, centers, labels, upper, lower, shift, half_sep):  # pragma: 
             i = todo[q]
             a = labels[i]
             j = bk[q]
-            upper[i] = _round_up(np.sqrt(b1[q]))
-            lower[i] = _round_down(np.sqrt(b2[q]))
+            slack = max(np.sqrt(b2[q]), half_sep[j]) - np.sqrt(b1[q])
+            key[i] = _round_down(slack + decrement[j])
             if j != a:
                 pchanged[c] += 1
                 labels[i] = j

@@ -187,38 +187,51 @@ def lloyd(
             if changed == 0 or shift <= tol:
                 break
     else:
-        # float32 bounds, rounded outwards: half the memory traffic of float64, still bounds
-        upper = np.empty(n, dtype=np.float32)
-        lower = np.empty(n, dtype=np.float32)
-        sums, counts = K.hamerly_init(X, centers, labels, upper, lower)
+        key = np.empty(n, dtype=np.float32)  # Hamerly's bounds as one slack per point
+        decrement = np.zeros(len(centers))  # cumulative, per cluster
+        half_sep = _half_separation(centers)
+        sums, counts = K.hamerly_init(X, centers, labels, key, half_sep)
         changed = n
         while True:
             n_moved = _relocate_empty(X, centers, labels, sums, counts)
             if n_moved:
                 relocated += n_moved
-                upper[:] = np.inf  # bounds are void: the next step recomputes them
-                lower[:] = 0.0
+                key[:] = -np.inf  # bounds are void: the next step recomputes every point
             new = _means(sums, counts, centers)
             shift = np.sqrt(((new - centers) ** 2).sum(axis=1))
             centers = new
             n_iter += 1
+            new_sep = _half_separation(centers)
+            drop = np.subtract(
+                half_sep, new_sep, out=np.zeros_like(half_sep), where=np.isfinite(half_sep)
+            )
+            decrement += shift + np.maximum(_largest_other(shift), np.maximum(drop, 0.0))
+            half_sep = new_sep
             if (n_iter > 1 and changed == 0) or float((shift**2).sum()) <= tol:
                 break
             if n_iter >= max_iter:
                 break
-            dsums, dcounts, changed = K.hamerly_step(
-                X, centers, labels, upper, lower, shift, _half_separation(centers)
-            )
+            dsums, dcounts, changed = K.hamerly_step(X, centers, labels, key, decrement, half_sep)
             sums += dsums
             counts += dcounts
         # final E-step so that the labels belong to the returned centres (exact, bounded)
         if changed != 0:
-            K.hamerly_step(X, centers, labels, upper, lower, shift, _half_separation(centers))
+            K.hamerly_step(X, centers, labels, key, decrement, half_sep)
         inertia = K.inertia(X, centers, labels)
         return _result(centers, labels, inertia, n_iter, history, relocated)
     # final E-step so that labels and inertia belong to the returned centres
     _, _, inertia, _ = K.assign(X, centers, labels, False)
     return _result(centers, labels, inertia, n_iter, history, relocated)
+
+
+def _largest_other(values: np.ndarray) -> np.ndarray:
+    """For each index, the largest of the other values (0 when there is none)."""
+    if len(values) == 1:
+        return np.zeros(1)
+    order = np.argsort(values)
+    out = np.full(len(values), values[order[-1]])
+    out[order[-1]] = values[order[-2]]
+    return out
 
 
 def _half_separation(centers: np.ndarray) -> np.ndarray:
