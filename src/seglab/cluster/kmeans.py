@@ -520,7 +520,7 @@ class KMeansSegmenter:
         X = pixel_features(image, self.features, self.spatial_weight_, self.weights)
         return X, image.shape[:2]
 
-    def _postprocess(self, labels: np.ndarray, X: np.ndarray) -> tuple[np.ndarray, np.ndarray, int]:
+    def _postprocess(self, labels: np.ndarray) -> tuple[np.ndarray, np.ndarray, int]:
         regions, carried = _split_and_merge(labels, self.min_region_size)
         return carried[regions].astype(np.int64), regions, int(regions.max()) + 1
 
@@ -547,7 +547,7 @@ class KMeansSegmenter:
             device=self.device,
         ).fit(X)
         labels = self.kmeans_.labels_.reshape(h, w)
-        self.labels_, self.regions_, self.n_regions_ = self._postprocess(labels, X)
+        self.labels_, self.regions_, self.n_regions_ = self._postprocess(labels)
         self.cluster_centers_ = self.kmeans_.cluster_centers_
         self.inertia_ = self.kmeans_.inertia_
         self.n_iter_ = self.kmeans_.n_iter_
@@ -562,4 +562,4 @@ class KMeansSegmenter:
             raise ValueError("this KMeansSegmenter is not fitted yet; call fit(image) first")
         X, (h, w) = self._features(image)
         labels = self.kmeans_.predict(X).reshape(h, w)
-        return self._postprocess(labels, X)[0]
+        return self._postprocess(labels)[0]

@@ -164,27 +164,13 @@ def _check_min_size(min_size: int) -> int:
 
 
 def _split_and_merge(
-    labels: np.ndarray,
-    min_size: int,
-    connectivity: int = 1,
-    region_features: np.ndarray | None = None,
-    pixel_features: np.ndarray | None = None,
+    labels: np.ndarray, min_size: int, connectivity: int = 1
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Regions after merging, and the original label carried by each final region.
-
-    ``pixel_features`` ((H*W, F)), if given, makes merging pick the most similar neighbour (its
-    per-region means are computed here).
-    """
+    """Regions after merging, and the original label carried by each final region."""
     labels = _check_labels(labels)
     min_size = _check_min_size(min_size)
     regions, n = label_regions(labels, connectivity)
-    if pixel_features is not None and region_features is None:
-        counts = np.bincount(regions.ravel(), minlength=n)[:, None]
-        region_features = np.stack(
-            [np.bincount(regions.ravel(), weights=col, minlength=n) for col in pixel_features.T],
-            axis=1,
-        ) / np.maximum(counts, 1)
-    parent = merge_small_regions(regions, n, min_size, region_features)
+    parent = merge_small_regions(regions, n, min_size)
     # each region's original label: the label of any of its pixels
     first_pixel = np.full(n, -1, dtype=np.int64)
     flat = regions.ravel()
