@@ -177,7 +177,7 @@ def _add_segment_args(p: argparse.ArgumentParser, default_k: str) -> None:
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(
         prog="seglab",
-        description="Image segmentation: clustering (k-means, mean-shift) today, fully convolutional networks next.",
+        description="Image segmentation: clustering (k-means, mean-shift) and fully convolutional networks.",
         epilog="example:\n  seglab segment photo.jpg --k 5 --out results\n\nrun 'seglab COMMAND --help' for a command's options.",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
@@ -219,7 +219,42 @@ def build_parser() -> argparse.ArgumentParser:
         "--out", default="seglab-demo", metavar="DIR", help="output folder (default: seglab-demo)"
     )
     demo.add_argument("--quiet", action="store_true", help="no progress bar or closing message")
+    models = sub.add_parser(
+        "models",
+        help="list the segmentation networks seglab can build",
+        description="List the registered networks: parameters (at the paper's number of classes), "
+        "output stride, input sizes and the paper.",
+        epilog="example:\n  seglab models\n  seglab models --num-classes 2",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    models.add_argument(
+        "--num-classes", type=int, default=None, help="count parameters for this many classes"
+    )
     return parser
+
+
+def _print_models(num_classes: int | None) -> None:
+    from .models import count_parameters, list_models, model_info
+
+    rows = []
+    for name in list_models():
+        info = model_info(name)
+        n = count_parameters(name, num_classes)
+        classes = num_classes or info.paper_classes
+        rows.append(
+            (
+                name,
+                f"{n / 1e6:.2f} M ({classes} cl.)",
+                f"paper {info.paper_params:g} M",
+                f"/{info.output_stride}",
+                info.inputs,
+                info.paper,
+            )
+        )
+    header = ("model", "parameters", "paper says", "stride", "input", "paper")
+    widths = [max(len(str(r[i])) for r in [header, *rows]) for i in range(len(header))]
+    for r in [header, *rows]:
+        print("  ".join(str(v).ljust(wd) for v, wd in zip(r, widths, strict=True)).rstrip())
 
 
 def _fit(segmenter, image: np.ndarray):
@@ -410,6 +445,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command is None:
         parser.print_help()
         return EXIT_USAGE
+    if args.command == "models":
+        if args.num_classes is not None and args.num_classes < 1:
+            print("seglab: error: --num-classes must be >= 1", file=sys.stderr)
+            return EXIT_USAGE
+        _print_models(args.num_classes)
+        return 0
     if args.features is None:
         args.features = DEFAULT_FEATURES[args.method]
     if args.min_region_size is None:

@@ -1,0 +1,143 @@
+"""FC-DenseNet, "the one hundred layers Tiramisu" (Jégou et al., CVPR Workshops 2017).
+
+A first 3x3 convolution (48 maps), then dense blocks (each layer BN-ReLU-3x3 conv-dropout adds
+``growth_rate`` maps and sees everything before it) separated by transitions down (BN-ReLU-1x1
+conv-dropout-2x2 max pool). On the way up, a 3x3 stride-2 transpose convolution upsamples **only
+the maps the previous dense block created** (not its input, which would explode the width), and
+the skip from the encoder is concatenated. A 1x1 convolution scores the classes.
+
+Variants (layers per block, growth): 56 = 4 per block, 12; 67 = 5 per block, 16;
+103 = 4, 5, 7, 10, 12 | 15 | 12, 10, 7, 5, 4 with 16. Inputs are zero-padded to a multiple of 32
+and the output cropped back. Weights start from He uniform, as the paper.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from ._blocks import check_input, pad_to_multiple
+
+
+class _DenseLayer(nn.Sequential):
+    def __init__(self, cin: int, growth: int, dropout: float) -> None:
+        super().__init__(
+            nn.BatchNorm2d(cin),
+            nn.ReLU(inplace=True),
+            nn.Conv2d(cin, growth, 3, padding=1),
+            nn.Dropout2d(dropout),
+        )
+
+
+class _DenseBlock(nn.Module):
+    """Returns (all maps: input + new, new maps only)."""
+
+    def __init__(self, cin: int, n_layers: int, growth: int, dropout: float) -> None:
+        super().__init__()
+        self.layers = nn.ModuleList(
+            _DenseLayer(cin + i * growth, growth, dropout) for i in range(n_layers)
+        )
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        new = []
+        for layer in self.layers:
+            y = layer(x)
+            new.append(y)
+            x = torch.cat([x, y], dim=1)
+        return x, torch.cat(new, dim=1)
+
+
+class FCDenseNet(nn.Module):
+    """FC-DenseNet with ``layers`` per block (down blocks, bottleneck, up blocks)."""
+
+    def __init__(
+        self,
+        num_classes: int = 11,
+        in_channels: int = 3,
+        layers: tuple[int, ...] = (4, 5, 7, 10, 12, 15, 12, 10, 7, 5, 4),
+        growth_rate: int = 16,
+        first_channels: int = 48,
+        dropout: float = 0.2,
+    ) -> None:
+        super().__init__()
+        if len(layers) % 2 != 1:
+            raise ValueError("layers needs an odd length: down blocks, the bottleneck, up blocks")
+        self.in_channels = in_channels
+        n_pool = len(layers) // 2
+        self.n_pool = n_pool
+        self.first = nn.Conv2d(in_channels, first_channels, 3, padding=1)
+        c = first_channels
+        self.down_blocks, self.trans_down = nn.ModuleList(), nn.ModuleList()
+        skip_channels = []
+        for i in range(n_pool):
+            self.down_blocks.append(_DenseBlock(c, layers[i], growth_rate, dropout))
+            c += layers[i] * growth_rate
+            skip_channels.append(c)
+            self.trans_down.append(
+                nn.Sequential(
+                    nn.BatchNorm2d(c),
+                    nn.ReLU(inplace=True),
+                    nn.Conv2d(c, c, 1),
+                    nn.Dropout2d(dropout),
+                    nn.MaxPool2d(2),
+                )
+            )
+        self.bottleneck = _DenseBlock(c, layers[n_pool], growth_rate, dropout)
+        self.trans_up, self.up_blocks = nn.ModuleList(), nn.ModuleList()
+        for i in range(n_pool):
+            keep = layers[n_pool + i] * growth_rate  # the maps the previous block created
+            self.trans_up.append(
+                nn.ConvTranspose2d(keep, keep, 3, stride=2, padding=1, output_padding=1)
+            )
+            c = keep + skip_channels[-1 - i]
+            self.up_blocks.append(_DenseBlock(c, layers[n_pool + i + 1], growth_rate, dropout))
+        c += layers[-1] * growth_rate
+        self.head = nn.Conv2d(c, num_classes, 1)
+        for m in self.modules():
+            if isinstance(m, (nn.Conv2d, nn.ConvTranspose2d)):
+                nn.init.kaiming_uniform_(m.weight, nonlinearity="relu")
+                nn.init.zeros_(m.bias)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        check_input(x, self.in_channels, "FC-DenseNet")
+        x, h, w = pad_to_multiple(x, 2**self.n_pool)
+        x = self.first(x)
+        skips = []
+        for block, down in zip(self.down_blocks, self.trans_down, strict=True):
+            x, _ = block(x)
+            skips.append(x)
+            x = down(x)
+        _, new = self.bottleneck(x)
+        for up, block, skip in zip(self.trans_up, self.up_blocks, reversed(skips), strict=True):
+            x = torch.cat([up(new), skip], dim=1)
+            x, new = block(x)
+        return self.head(x)[:, :, :h, :w]
+
+
+def _no_backbone(options: dict) -> dict:
+    if options.pop("weights_backbone", None) is not None:
+        raise ValueError(
+            "FC-DenseNet has no pretrained backbone; weights_backbone is not supported"
+        )
+    return options
+
+
+def fc_densenet56(num_classes: int = 11, in_channels: int = 3, **options) -> FCDenseNet:
+    """FC-DenseNet56: 4 layers per block, growth rate 12 (about 1.5 M parameters)."""
+    return FCDenseNet(num_classes, in_channels, (4,) * 11, 12, **_no_backbone(options))
+
+
+def fc_densenet67(num_classes: int = 11, in_channels: int = 3, **options) -> FCDenseNet:
+    """FC-DenseNet67: 5 layers per block, growth rate 16 (about 3.5 M parameters)."""
+    return FCDenseNet(num_classes, in_channels, (5,) * 11, 16, **_no_backbone(options))
+
+
+def fc_densenet103(num_classes: int = 11, in_channels: int = 3, **options) -> FCDenseNet:
+    """FC-DenseNet103, the Tiramisu: 4-5-7-10-12 | 15 | 12-10-7-5-4, growth 16 (9.4 M)."""
+    return FCDenseNet(
+        num_classes,
+        in_channels,
+        (4, 5, 7, 10, 12, 15, 12, 10, 7, 5, 4),
+        16,
+        **_no_backbone(options),
+    )
