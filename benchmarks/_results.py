@@ -1,9 +1,13 @@
-"""Keep benchmarks/RESULTS.md as one file of sections, each rewritten by the script that owns it."""
+"""Shared by the benchmark scripts: timing, and benchmarks/RESULTS.md as one file of sections,
+each rewritten by the script that owns it."""
 
 from __future__ import annotations
 
 import re
+import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from seglab.io import atomic_write_bytes
 
@@ -21,3 +25,13 @@ def write_section(title: str, body: str) -> None:
     else:
         text = text.rstrip() + "\n\n" + section
     atomic_write_bytes(RESULTS, text.encode())
+
+
+def best_time(fn: Callable[[], Any], repeats: int) -> tuple[float, Any]:
+    """Best wall time of ``repeats`` calls, and the last result."""
+    best, out = float("inf"), None
+    for _ in range(repeats):
+        t = time.perf_counter()
+        out = fn()
+        best = min(best, time.perf_counter() - t)
+    return best, out

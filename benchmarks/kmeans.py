@@ -15,7 +15,6 @@ from __future__ import annotations
 import argparse
 import os
 import platform
-import time
 
 import numpy as np
 from skimage.transform import resize
@@ -26,18 +25,9 @@ from seglab.data import sample_image
 from seglab.features import pixel_features
 
 try:
-    from _results import write_section
+    from _results import best_time, write_section
 except ImportError:  # run as a module
-    from benchmarks._results import write_section
-
-
-def best_time(fn, repeats):
-    best, out = np.inf, None
-    for _ in range(repeats):
-        t = time.perf_counter()
-        out = fn()
-        best = min(best, time.perf_counter() - t)
-    return best, out
+    from benchmarks._results import best_time, write_section
 
 
 def measure(X, init, tol_abs, args) -> dict:

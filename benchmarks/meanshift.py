@@ -32,20 +32,11 @@ from seglab.data import sample_image
 from seglab.features import pixel_features
 
 try:
-    from _results import write_section
-except ImportError:
-    from benchmarks._results import write_section
+    from _results import best_time, write_section
+except ImportError:  # run as a module
+    from benchmarks._results import best_time, write_section
 
 HS, HR = 7.0, 6.5
-
-
-def best_time(fn, repeats: int):
-    best, out = np.inf, None
-    for _ in range(repeats):
-        t = time.perf_counter()
-        out = fn()
-        best = min(best, time.perf_counter() - t)
-    return best, out
 
 
 def _sklearn_run(X, queue):

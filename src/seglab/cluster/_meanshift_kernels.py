@@ -299,6 +299,33 @@ def group_modes(modes, hs, merge):  # pragma: no cover - compiled
     return parent
 
 
+@njit(cache=True, inline="always")
+def _add_point(X, i, cur, sup2, kernel, acc):  # pragma: no cover - compiled
+    """Add point i to the window sums if it lies inside; returns its weight (0 outside)."""
+    d = X.shape[1]
+    r2 = 0.0
+    for f in range(d):
+        t = X[i, f] - cur[f]
+        r2 += t * t
+    if r2 > sup2:
+        return 0.0
+    wt = weight(kernel, r2)
+    for f in range(d):
+        acc[f] += wt * X[i, f]
+    return wt
+
+
+@njit(cache=True, inline="always")
+def _move(cur, acc, sw):  # pragma: no cover - compiled
+    """Move the window to the weighted mean; returns the squared shift."""
+    shift2 = 0.0
+    for f in range(cur.shape[0]):
+        v = acc[f] / sw
+        shift2 += (v - cur[f]) ** 2
+        cur[f] = v
+    return shift2
+
+
 @njit(cache=True, parallel=True)
 def shift_points(
     X, start, order, offsets, cells, kernel, support, max_iter, tol, out, n_iter, counts
@@ -360,27 +387,13 @@ def shift_points(
                 if not same:
                     continue
                 for p in range(offsets[lo], offsets[lo + 1]):
-                    i = order[p]
-                    r2 = 0.0
-                    for f in range(d):
-                        t = X[i, f] - cur[f]
-                        r2 += t * t
-                    if r2 > sup2:
-                        continue
-                    wt = weight(kernel, r2)
+                    wt = _add_point(X, order[p], cur, sup2, kernel, acc)
                     sw += wt
-                    cnt += 1
-                    for f in range(d):
-                        acc[f] += wt * X[i, f]
+                    cnt += wt > 0.0
             if sw <= 0.0:
                 break
-            shift2 = 0.0
-            for f in range(d):
-                v = acc[f] / sw
-                shift2 += (v - cur[f]) ** 2
-                cur[f] = v
             it += 1
-            if shift2 <= tol2 or it >= max_iter:
+            if _move(cur, acc, sw) <= tol2 or it >= max_iter:
                 break
         out[s] = cur
         n_iter[s] = it
@@ -407,26 +420,13 @@ def shift_points_brute(
             sw = 0.0
             cnt = 0
             for i in range(n):
-                r2 = 0.0
-                for f in range(d):
-                    t = X[i, f] - cur[f]
-                    r2 += t * t
-                if r2 > sup2:
-                    continue
-                wt = weight(kernel, r2)
+                wt = _add_point(X, i, cur, sup2, kernel, acc)
                 sw += wt
-                cnt += 1
-                for f in range(d):
-                    acc[f] += wt * X[i, f]
+                cnt += wt > 0.0
             if sw <= 0.0:
                 break
-            shift2 = 0.0
-            for f in range(d):
-                v = acc[f] / sw
-                shift2 += (v - cur[f]) ** 2
-                cur[f] = v
             it += 1
-            if shift2 <= tol2 or it >= max_iter:
+            if _move(cur, acc, sw) <= tol2 or it >= max_iter:
                 break
         out[s] = cur
         n_iter[s] = it
