@@ -59,12 +59,13 @@ def _measure(spec: str, size: int, repeats: int, queue) -> None:
             out = run(x)
             best = min(best, time.perf_counter() - t)
     model.train()
+    xb = torch.randn(2, 3, size, size)  # batch norm in train mode needs two images (DeepLab's ASPP)
     for _ in range(2):  # a warm-up step, then the timed one
         t = time.perf_counter()
-        loss = run(x).float().logsumexp(1).mean()
+        loss = run(xb).float().logsumexp(1).mean()
         loss.backward()
         model.zero_grad(set_to_none=True)
-        train = time.perf_counter() - t
+        train = (time.perf_counter() - t) / 2
     queue.put(
         {
             "model": spec,
@@ -102,7 +103,12 @@ def main() -> None:
         q = ctx.Queue()
         p = ctx.Process(target=_measure, args=(spec, args.size, args.repeats, q))
         p.start()
-        r = q.get()
+        try:
+            r = q.get(timeout=1800)
+        except Exception:  # the child died (its traceback is above) or hung
+            p.terminate()
+            print(f"{spec}: failed", flush=True)
+            continue
         p.join()
         rows.append(r)
         print(
@@ -112,8 +118,9 @@ def main() -> None:
         )
     lines = [
         f"Machine: {platform.machine()}, {os.cpu_count()} cores, PyTorch {torch.__version__}, CPU, "
-        f"float32, one {args.size}x{args.size} image; forward = eval mode without gradients (best "
-        f"of {args.repeats}), forward+backward = train mode, one step after a warm-up; peak = the "
+        f"float32, {args.size}x{args.size} images; forward = one image in eval mode without "
+        f"gradients (best of {args.repeats}), forward+backward = train mode, a batch of two after a "
+        "warm-up step, per image; peak = the "
         "process's maximum resident memory (model, activations, PyTorch itself). seglab models "
         "at their paper's number of classes, references at 21. Random weights.",
         "",

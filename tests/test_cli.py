@@ -131,7 +131,7 @@ def test_subprocess_exit_status_and_help(photo, tmp_path):
     exe = [sys.executable, "-m", "seglab"]
     r = subprocess.run([*exe, "--version"], capture_output=True, text=True)
     assert r.returncode == 0 and __version__ in r.stdout
-    for cmd in ([], ["segment"], ["demo"]):
+    for cmd in ([], ["segment"], ["demo"], ["models"]):
         r = subprocess.run([*exe, *cmd, "--help"], capture_output=True, text=True)
         assert r.returncode == 0 and "example" in r.stdout
     r = subprocess.run(
