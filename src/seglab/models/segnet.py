@@ -49,7 +49,21 @@ class _SwitchEncoder(nn.Module):
         return x, switches, sizes
 
 
-class SegNet(nn.Module):
+class _VGGEncoderNet(nn.Module):
+    """Shared by SegNet and DeconvNet: loading torchvision VGG16-BN weights into the encoder."""
+
+    width: float
+
+    def load_backbone(self, weights: Any) -> dict[str, list[str]]:
+        """Load torchvision VGG16-BN weights into the encoder (classifier dropped)."""
+        if self.width != 1.0:
+            raise ValueError("pretrained VGG16-BN weights need width=1.0")
+        return load_encoder(
+            self, read_state_dict(weights), vgg_mapping(self, "encoder.features"), ("classifier.",)
+        )
+
+
+class SegNet(_VGGEncoderNet):
     """SegNet: decoder of 3x3 convolutions + BN + ReLU after each switch unpooling; the last
     convolution gives the class scores. Output (B, num_classes, H, W) logits."""
 
@@ -73,14 +87,6 @@ class SegNet(nn.Module):
             y = block(self.unpool(y, idx, size))
         return y
 
-    def load_backbone(self, weights: Any) -> dict[str, list[str]]:
-        """Load torchvision VGG16-BN weights into the encoder (classifier dropped)."""
-        if self.width != 1.0:
-            raise ValueError("pretrained VGG16-BN weights need width=1.0")
-        return load_encoder(
-            self, read_state_dict(weights), vgg_mapping(self, "encoder.features"), ("classifier.",)
-        )
-
 
 def _deconv_bn_relu(cin: int, cout: int, kernel: int = 3, padding: int = 1) -> nn.Sequential:
     return nn.Sequential(
@@ -90,7 +96,7 @@ def _deconv_bn_relu(cin: int, cout: int, kernel: int = 3, padding: int = 1) -> n
     )
 
 
-class DeconvNet(nn.Module):
+class DeconvNet(_VGGEncoderNet):
     """DeconvNet: VGG16-BN encoder, fc6 (7x7, 4096) and fc7 (1x1, 4096) as convolutions, a 7x7
     deconvolution back to 512 channels, then the mirrored unpooling + deconvolution decoder and a
     1x1 class scorer. fc6 pads by 3 so that inputs other than 224x224 keep their spatial layout
@@ -119,24 +125,13 @@ class DeconvNet(nn.Module):
             y = block(self.unpool(y, idx, size))
         return self.score(y)
 
-    def load_backbone(self, weights: Any) -> dict[str, list[str]]:
-        """Load torchvision VGG16-BN weights into the encoder (classifier dropped)."""
-        if self.width != 1.0:
-            raise ValueError("pretrained VGG16-BN weights need width=1.0")
-        return load_encoder(
-            self, read_state_dict(weights), vgg_mapping(self, "encoder.features"), ("classifier.",)
-        )
-
 
 def segnet(
     num_classes: int = 21, in_channels: int = 3, weights_backbone: Any = None, width: float = 1.0
 ) -> SegNet:
     """SegNet with a VGG16-BN encoder (``weights_backbone``: VGG16_BN weights or a file;
     ``width`` < 1 makes a thin version for quick experiments)."""
-    model = SegNet(num_classes, in_channels, width)
-    if weights_backbone is not None:
-        model.load_backbone(weights_backbone)
-    return model
+    return _with_backbone(SegNet(num_classes, in_channels, width), weights_backbone)
 
 
 def deconvnet(
@@ -144,7 +139,10 @@ def deconvnet(
 ) -> DeconvNet:
     """DeconvNet with a VGG16-BN encoder (``weights_backbone``: VGG16_BN weights or a file;
     ``width`` < 1 makes a thin version for quick experiments)."""
-    model = DeconvNet(num_classes, in_channels, width)
-    if weights_backbone is not None:
-        model.load_backbone(weights_backbone)
+    return _with_backbone(DeconvNet(num_classes, in_channels, width), weights_backbone)
+
+
+def _with_backbone(model, weights: Any):
+    if weights is not None:
+        model.load_backbone(weights)
     return model

@@ -33,7 +33,18 @@ def _check_input(x: torch.Tensor, name: str) -> None:
         raise ValueError(f"{name} expects a (B, C, H, W) tensor, got shape {tuple(x.shape)}")
 
 
-class NearestUnpool(nn.Module):
+class _ScaledUnpool(nn.Module):
+    """Base of the parameter-free unpooling layers: an integer scale factor."""
+
+    def __init__(self, scale: int = 2) -> None:
+        super().__init__()
+        self.scale = _check_scale(scale)
+
+    def extra_repr(self) -> str:
+        return f"scale={self.scale}"
+
+
+class NearestUnpool(_ScaledUnpool):
     """Nearest-neighbour unpooling: every value is copied into its ``scale x scale`` block.
 
     ::
@@ -44,19 +55,12 @@ class NearestUnpool(nn.Module):
                    3 3 4 4
     """
 
-    def __init__(self, scale: int = 2) -> None:
-        super().__init__()
-        self.scale = _check_scale(scale)
-
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         _check_input(x, "NearestUnpool")
         return x.repeat_interleave(self.scale, dim=2).repeat_interleave(self.scale, dim=3)
 
-    def extra_repr(self) -> str:
-        return f"scale={self.scale}"
 
-
-class BedOfNailsUnpool(nn.Module):
+class BedOfNailsUnpool(_ScaledUnpool):
     """ "Bed of nails" unpooling: each value goes to the **top-left** corner of its block, zeros
     elsewhere.
 
@@ -68,19 +72,12 @@ class BedOfNailsUnpool(nn.Module):
                    0 0 0 0
     """
 
-    def __init__(self, scale: int = 2) -> None:
-        super().__init__()
-        self.scale = _check_scale(scale)
-
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         _check_input(x, "BedOfNailsUnpool")
         b, c, h, w = x.shape
         out = x.new_zeros(b, c, h * self.scale, w * self.scale)
         out[:, :, :: self.scale, :: self.scale] = x
         return out
-
-    def extra_repr(self) -> str:
-        return f"scale={self.scale}"
 
 
 class MaxPool2dWithSwitches(nn.Module):
