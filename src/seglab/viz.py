@@ -55,7 +55,7 @@ def _check_labels_for(image: np.ndarray | None, labels: np.ndarray) -> np.ndarra
 def colorize(labels: np.ndarray) -> np.ndarray:
     """Label image -> (H, W, 3) uint8 picture in the VOC palette."""
     labels = _check_labels_for(None, labels)
-    return _voc_palette()[labels % 256]
+    return _voc_palette()[labels.astype(np.int64) % 256]
 
 
 def overlay(image: np.ndarray, labels: np.ndarray, alpha: float = 0.5) -> np.ndarray:

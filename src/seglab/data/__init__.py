@@ -53,3 +53,29 @@ def nuclei() -> tuple[np.ndarray, np.ndarray]:
     with Image.open(SAMPLES_DIR / "nuclei-dsb2018" / "mask2d.tif") as im:
         mask = np.array(im).astype(np.int64)
     return image, mask
+
+
+from .datasets import (  # noqa: E402 - the datasets use nuclei() above
+    NUCLEI_CLASSES,
+    NUCLEI_SPLITS,
+    ClassMap,
+    FolderDataset,
+    JointTransform,
+    NucleiTiles,
+    SyntheticScenes,
+    synthetic_scene,
+)
+
+__all__ = [
+    "NUCLEI_CLASSES",
+    "NUCLEI_SPLITS",
+    "ClassMap",
+    "FolderDataset",
+    "JointTransform",
+    "NucleiTiles",
+    "SyntheticScenes",
+    "nuclei",
+    "sample_image",
+    "sample_path",
+    "synthetic_scene",
+]
