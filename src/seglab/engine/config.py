@@ -1,0 +1,146 @@
+"""The training configuration: one schema, defaults for every field, and a message that names
+the key when something is wrong. YAML files give the fields; ``--set key.sub=value`` overrides."""
+
+from __future__ import annotations
+
+import copy
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+#: Every field and its default. A field set to a dict here is a section; anything not listed is
+#: an error ("model.options" is free-form: it goes to the model builder).
+DEFAULTS: dict[str, Any] = {
+    "data": {
+        "dataset": "synthetic",  # synthetic | nuclei | folder
+        "root": None,  # folder: the dataset folder
+        "classes": None,  # folder: class names, index = mask value
+        "ignore_index": 255,
+        "train_split": "train",
+        "val_split": "val",
+        "test_split": "test",
+        "size": [64, 64],  # synthetic: scene size
+        "n_train": 64,  # synthetic: scenes per split
+        "n_val": 16,
+        "n_test": 16,
+        "tile": 64,  # nuclei: training tile size
+        "crop": None,  # random crop for training
+        "scale": [1.0, 1.0],  # random scale range for training
+        "hflip": True,
+        "vflip": False,
+        "color_jitter": 0.0,
+    },
+    "model": {"name": "unet", "options": {}},
+    "loss": {"name": "ce", "class_weights": None, "dice_weight": 1.0},  # ce | dice | ce+dice
+    "optimizer": {"name": "adamw", "lr": 1e-3, "weight_decay": 1e-4, "momentum": 0.9},
+    "schedule": {"name": "poly", "power": 0.9, "warmup_iters": 0},  # poly | cosine | constant
+    "train": {
+        "epochs": 10,
+        "batch_size": 8,
+        "grad_accum": 1,
+        "clip_grad": None,
+        "amp": "auto",  # auto (on for CUDA) | true | false
+        "channels_last": "auto",
+        "eval_every": 1,
+        "seed": 0,
+        "device": "auto",
+        "num_workers": 0,
+    },
+    "out": "runs/seglab",
+}
+
+_CHOICES = {
+    "data.dataset": ("synthetic", "nuclei", "folder"),
+    "loss.name": ("ce", "dice", "ce+dice"),
+    "optimizer.name": ("adamw", "sgd"),
+    "schedule.name": ("poly", "cosine", "constant"),
+}
+_FREE = {"model.options"}
+
+
+class ConfigError(ValueError):
+    """A configuration problem, with the offending key in the message."""
+
+
+def _merge(base: dict, update: dict, prefix: str = "") -> dict:
+    out = copy.deepcopy(base)
+    for key, value in update.items():
+        dotted = f"{prefix}{key}"
+        if key not in base:
+            allowed = ", ".join(sorted(base))
+            raise ConfigError(f"unknown config key {dotted!r}; allowed here: {allowed}")
+        if isinstance(base[key], dict) and dotted not in _FREE:
+            if not isinstance(value, dict):
+                raise ConfigError(
+                    f"config key {dotted!r} must be a section (a mapping), got {value!r}"
+                )
+            out[key] = _merge(base[key], value, dotted + ".")
+        else:
+            out[key] = value
+    return out
+
+
+def parse_override(text: str) -> dict:
+    """``"train.epochs=3"`` -> ``{"train": {"epochs": 3}}`` (the value is read as YAML)."""
+    if "=" not in text:
+        raise ConfigError(f"--set expects key=value, got {text!r}")
+    key, value = text.split("=", 1)
+    parts = key.strip().split(".")
+    if not all(parts):
+        raise ConfigError(f"bad key in --set {text!r}")
+    node: dict = {}
+    cur = node
+    for p in parts[:-1]:
+        cur[p] = {}
+        cur = cur[p]
+    cur[parts[-1]] = yaml.safe_load(value)
+    return node
+
+
+def _validate(cfg: dict) -> dict:
+    for dotted, choices in _CHOICES.items():
+        section, key = dotted.split(".")
+        if cfg[section][key] not in choices:
+            raise ConfigError(
+                f"{dotted} must be one of {', '.join(choices)}; got {cfg[section][key]!r}"
+            )
+    positive = ("train.epochs", "train.batch_size", "train.grad_accum", "train.eval_every")
+    for dotted in positive:
+        section, key = dotted.split(".")
+        v = cfg[section][key]
+        if isinstance(v, bool) or not isinstance(v, int) or v < 1:
+            raise ConfigError(f"{dotted} must be an integer >= 1, got {v!r}")
+    lr = cfg["optimizer"]["lr"]
+    if not isinstance(lr, (int, float)) or lr <= 0:
+        raise ConfigError(f"optimizer.lr must be a positive number, got {lr!r}")
+    if not isinstance(cfg["model"]["name"], str):
+        raise ConfigError("model.name must be a model name (see 'seglab models')")
+    if not isinstance(cfg["model"]["options"], dict):
+        raise ConfigError("model.options must be a mapping of builder keyword arguments")
+    if cfg["data"]["dataset"] == "folder" and (
+        not cfg["data"]["root"] or not cfg["data"]["classes"]
+    ):
+        raise ConfigError("data.dataset 'folder' needs data.root and data.classes")
+    return cfg
+
+
+def load_config(
+    path: str | Path | None = None, overrides: list[str] | tuple[str, ...] = ()
+) -> dict:
+    """Defaults, then the YAML file, then each ``key=value`` override; validated."""
+    cfg = copy.deepcopy(DEFAULTS)
+    if path is not None:
+        path = Path(path)
+        if not path.is_file():
+            raise FileNotFoundError(f"config file not found: {path}")
+        try:
+            data = yaml.safe_load(path.read_text()) or {}
+        except yaml.YAMLError as exc:
+            raise ConfigError(f"{path} is not valid YAML: {exc}") from None
+        if not isinstance(data, dict):
+            raise ConfigError(f"{path} must hold a mapping of config sections")
+        cfg = _merge(cfg, data)
+    for text in overrides:
+        cfg = _merge(cfg, parse_override(text))
+    return _validate(cfg)

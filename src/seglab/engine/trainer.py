@@ -1,0 +1,332 @@
+"""A small, explicit training engine: a plain PyTorch loop you can read top to bottom.
+
+``train(config)`` builds the data, the model, the loss, the optimiser and the schedule from the
+config; each epoch shuffles with a generator seeded by (seed, epoch), trains with optional
+gradient accumulation, clipping and mixed precision (CUDA), evaluates on the validation split,
+logs a row to ``metrics.csv`` / ``metrics.jsonl``, and writes ``last.pt`` (and ``best.pt`` when
+the validation mean IoU improves) atomically. A checkpoint holds the model, optimiser, scheduler,
+scaler, RNG states, epoch, config and class map, so ``resume=True`` continues exactly where the
+last completed epoch ended. A NaN or infinite loss stops the run with a message; the last good
+checkpoint stays. Checkpoints load with ``torch.load(weights_only=True)``.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import math
+import random
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+
+from ..data import ClassMap, FolderDataset, JointTransform, NucleiTiles, SyntheticScenes
+from ..io import atomic_write_bytes
+from ..losses import CEDiceLoss, CrossEntropyLoss, DiceLoss, median_frequency_weights
+from ..metrics import ConfusionMatrix
+from ..models import build
+
+
+class TrainingError(RuntimeError):
+    """The run cannot go on (a NaN loss, say); the message says why and what was kept."""
+
+
+def resolve_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name.startswith("cuda") and not torch.cuda.is_available():
+        raise ValueError(f"train.device={name!r} but no CUDA GPU is visible; use 'cpu' or 'auto'")
+    return torch.device(name)
+
+
+def make_dataset(cfg: dict, split: str, train: bool):
+    """The dataset of ``split`` ("train", "val" or "test") described by ``cfg['data']``."""
+    d = cfg["data"]
+    transform = None
+    if train:
+        transform = JointTransform(
+            crop=d["crop"],
+            scale=tuple(d["scale"]),
+            hflip=d["hflip"],
+            vflip=d["vflip"],
+            color_jitter=d["color_jitter"],
+            ignore_index=d["ignore_index"],
+        )
+    if d["dataset"] == "synthetic":
+        offsets = {"train": 0, "val": 100_000, "test": 200_000}
+        n = {"train": d["n_train"], "val": d["n_val"], "test": d["n_test"]}[split]
+        return SyntheticScenes(
+            n, tuple(d["size"]), seed=cfg["train"]["seed"] + offsets[split], transform=transform
+        )
+    if d["dataset"] == "nuclei":
+        if train:
+            return NucleiTiles("train", d["tile"], stride=d["tile"] // 2, transform=transform)
+        return _WholeStrip(NucleiTiles(split))
+    names = tuple(d["classes"])
+    class_map = ClassMap(names, d["ignore_index"])
+    sub = {"train": d["train_split"], "val": d["val_split"], "test": d["test_split"]}[split]
+    return FolderDataset(d["root"], class_map, sub or None, transform)
+
+
+class _WholeStrip(torch.utils.data.Dataset):
+    """One item: the whole nuclei strip of a split (evaluation at full size, no tiling seams)."""
+
+    def __init__(self, tiles: NucleiTiles) -> None:
+        self.class_map = tiles.class_map
+        self.strip = tiles.strip
+
+    def __len__(self) -> int:
+        return 1
+
+    def __getitem__(self, index: int):
+        from ..data.datasets import to_tensor_pair
+
+        if index != 0:
+            raise IndexError(index)
+        return to_tensor_pair(*self.strip)
+
+
+def make_loss(cfg: dict, train_set) -> nn.Module:
+    lc, ignore = cfg["loss"], cfg["data"]["ignore_index"]
+    weights = lc["class_weights"]
+    if weights == "median_frequency":
+        k = train_set.class_map.num_classes
+        counts = np.zeros(k)
+        for i in range(len(train_set)):
+            _, m = train_set.pair(i)
+            m = np.asarray(m)
+            counts += np.bincount(m[m != ignore].ravel(), minlength=k)[:k]
+        weights = median_frequency_weights(counts)
+    elif weights is not None:
+        weights = torch.tensor(weights, dtype=torch.float32)
+    if lc["name"] == "ce":
+        return CrossEntropyLoss(weights, ignore)
+    if lc["name"] == "dice":
+        return DiceLoss(ignore)
+    return CEDiceLoss(weights, ignore, lc["dice_weight"])
+
+
+def make_optimizer(cfg: dict, model: nn.Module) -> torch.optim.Optimizer:
+    o = cfg["optimizer"]
+    params = [p for p in model.parameters() if p.requires_grad]
+    if o["name"] == "sgd":
+        return torch.optim.SGD(
+            params, lr=o["lr"], momentum=o["momentum"], weight_decay=o["weight_decay"]
+        )
+    return torch.optim.AdamW(params, lr=o["lr"], weight_decay=o["weight_decay"])
+
+
+def make_schedule(cfg: dict, optimizer: torch.optim.Optimizer, total_iters: int):
+    s = cfg["schedule"]
+    warm = int(s["warmup_iters"])
+
+    def factor(it: int) -> float:
+        if it < warm:
+            return (it + 1) / warm
+        t = min(1.0, (it - warm) / max(1, total_iters - warm))
+        if s["name"] == "poly":
+            return (1 - t) ** s["power"]
+        if s["name"] == "cosine":
+            return 0.5 * (1 + math.cos(math.pi * t))
+        return 1.0
+
+    return torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
+
+
+def _batches(dataset, order: torch.Tensor, batch_size: int):
+    for start in range(0, len(order), batch_size):
+        items = [dataset[int(i)] for i in order[start : start + batch_size]]
+        yield torch.stack([x for x, _ in items]), torch.stack([y for _, y in items])
+
+
+def save_checkpoint(path: Path, state: dict) -> None:
+    buf = io.BytesIO()
+    torch.save(state, buf)
+    atomic_write_bytes(path, buf.getvalue())
+
+
+def load_checkpoint(path: str | Path) -> dict:
+    """Load a seglab checkpoint (``weights_only=True``: no code runs from the file)."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"checkpoint not found: {path}")
+    try:
+        ckpt = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:
+        raise ValueError(f"{path} is not a seglab checkpoint: {exc}") from None
+    if not isinstance(ckpt, dict) or "model" not in ckpt or "config" not in ckpt:
+        raise ValueError(f"{path} is not a seglab checkpoint (no model/config inside)")
+    return ckpt
+
+
+def model_from_checkpoint(ckpt: dict) -> tuple[nn.Module, ClassMap]:
+    cfg = ckpt["config"]
+    class_map = ClassMap.from_dict(ckpt["class_map"])
+    model = build(
+        cfg["model"]["name"], num_classes=class_map.num_classes, **cfg["model"]["options"]
+    )
+    try:
+        model.load_state_dict(ckpt["model"])
+    except RuntimeError as exc:
+        raise ValueError(
+            f"the checkpoint does not fit a {cfg['model']['name']} model: {str(exc)[:300]}"
+        ) from None
+    return model, class_map
+
+
+@torch.no_grad()
+def run_evaluation(model: nn.Module, dataset, class_map: ClassMap, device: torch.device) -> dict:
+    """Confusion-matrix metrics of ``model`` over ``dataset`` (one image at a time, full size)."""
+    model.eval()
+    cm = ConfusionMatrix(class_map.num_classes, class_map.ignore_index)
+    for i in range(len(dataset)):
+        x, y = dataset[i]
+        logits = model(x.unsqueeze(0).to(device))
+        cm.update(logits.argmax(1)[0], y.to(device))
+    return cm.compute()
+
+
+def train(
+    cfg: dict,
+    resume: bool = False,
+    progress: bool = True,
+    on_step: Callable[[int], None] | None = None,
+) -> dict:
+    """Train as ``cfg`` says; returns the last validation metrics. ``on_step(global_step)`` is
+    called after every optimiser step (tests use it to interrupt a run)."""
+    from tqdm.auto import tqdm
+
+    out = Path(cfg["out"])
+    out.mkdir(parents=True, exist_ok=True)
+    t = cfg["train"]
+    device = resolve_device(t["device"])
+    torch.manual_seed(t["seed"])
+    random.seed(t["seed"])
+    train_set = make_dataset(cfg, "train", train=True)
+    val_set = make_dataset(cfg, "val", train=False)
+    class_map = train_set.class_map
+    model = build(
+        cfg["model"]["name"], num_classes=class_map.num_classes, **cfg["model"]["options"]
+    ).to(device)
+    use_amp = device.type == "cuda" if t["amp"] == "auto" else bool(t["amp"])
+    if (t["channels_last"] == "auto" and device.type == "cuda") or t["channels_last"] is True:
+        model = model.to(memory_format=torch.channels_last)
+    criterion = make_loss(cfg, train_set).to(device)
+    optimizer = make_optimizer(cfg, model)
+    steps_per_epoch = math.ceil(len(train_set) / t["batch_size"] / t["grad_accum"])
+    scheduler = make_schedule(cfg, optimizer, steps_per_epoch * t["epochs"])
+    scaler = torch.amp.GradScaler(device.type, enabled=use_amp)
+    start_epoch, best_miou, metrics = 0, -1.0, {}
+    if resume and (out / "last.pt").exists():
+        ckpt = load_checkpoint(out / "last.pt")
+        model.load_state_dict(ckpt["model"])
+        optimizer.load_state_dict(ckpt["optimizer"])
+        scheduler.load_state_dict(ckpt["scheduler"])
+        scaler.load_state_dict(ckpt["scaler"])
+        torch.set_rng_state(ckpt["rng"]["torch"])
+        random.setstate(ckpt["rng"]["python"])
+        start_epoch, best_miou = ckpt["epoch"] + 1, ckpt["best_miou"]
+    global_step = start_epoch * steps_per_epoch
+    for epoch in range(start_epoch, t["epochs"]):
+        model.train()
+        order = torch.randperm(
+            len(train_set), generator=torch.Generator().manual_seed(t["seed"] * 100_003 + epoch)
+        )
+        n_batches = math.ceil(len(order) / t["batch_size"])
+        bar = tqdm(
+            _batches(train_set, order, t["batch_size"]),
+            total=n_batches,
+            desc=f"epoch {epoch + 1}/{t['epochs']}",
+            disable=not progress,
+            leave=False,
+        )
+        losses = []
+        started = time.perf_counter()
+        optimizer.zero_grad(set_to_none=True)
+        for i, (x, y) in enumerate(bar):
+            x, y = x.to(device), y.to(device)
+            with torch.autocast(device.type, enabled=use_amp):
+                loss = criterion(model(x), y)
+            if not torch.isfinite(loss):
+                raise TrainingError(
+                    f"the loss became {loss.item()} at epoch {epoch + 1}, batch {i + 1}; stopped. The last "
+                    f"good checkpoint is {out / 'last.pt'} (lower optimizer.lr, or check the data)"
+                )
+            scaler.scale(loss / t["grad_accum"]).backward()
+            losses.append(loss.item())
+            if (i + 1) % t["grad_accum"] == 0 or i + 1 == n_batches:
+                if t["clip_grad"]:
+                    scaler.unscale_(optimizer)
+                    nn.utils.clip_grad_norm_(model.parameters(), t["clip_grad"])
+                scaler.step(optimizer)
+                scaler.update()
+                optimizer.zero_grad(set_to_none=True)
+                scheduler.step()
+                global_step += 1
+                if on_step is not None:
+                    on_step(global_step)
+            bar.set_postfix(loss=f"{np.mean(losses[-20:]):.4f}")
+        row = {
+            "epoch": epoch + 1,
+            "train_loss": float(np.mean(losses)),
+            "lr": scheduler.get_last_lr()[0],
+            "seconds": time.perf_counter() - started,
+        }
+        if (epoch + 1) % t["eval_every"] == 0 or epoch + 1 == t["epochs"]:
+            metrics = run_evaluation(model, val_set, class_map, device)
+            row |= {
+                k: metrics[k] for k in ("pixel_accuracy", "mean_accuracy", "mean_iou", "fw_iou")
+            }
+            row["iou"] = metrics["iou"]
+        _log(out, row)
+        state = {
+            "model": model.state_dict(),
+            "optimizer": optimizer.state_dict(),
+            "scheduler": scheduler.state_dict(),
+            "scaler": scaler.state_dict(),
+            "rng": {"torch": torch.get_rng_state(), "python": random.getstate()},
+            "epoch": epoch,
+            "best_miou": best_miou,
+            "config": cfg,
+            "class_map": class_map.to_dict(),
+            "metrics": {k: v for k, v in row.items()},
+        }
+        if "mean_iou" in row and row["mean_iou"] > best_miou:
+            best_miou = row["mean_iou"]
+            state["best_miou"] = best_miou
+            save_checkpoint(out / "best.pt", state)
+        save_checkpoint(out / "last.pt", state)
+        if progress:
+            shown = ", ".join(f"{k} {v:.4f}" for k, v in row.items() if isinstance(v, float))
+            print(f"epoch {epoch + 1}/{t['epochs']}: {shown}", flush=True)
+    return metrics
+
+
+_CSV_FIELDS = [
+    "epoch",
+    "train_loss",
+    "lr",
+    "seconds",
+    "pixel_accuracy",
+    "mean_accuracy",
+    "mean_iou",
+    "fw_iou",
+]
+
+
+def _log(out: Path, row: dict) -> None:
+    with open(out / "metrics.jsonl", "a") as f:
+        f.write(json.dumps(row) + "\n")
+    flat = {k: v for k, v in row.items() if not isinstance(v, list)}
+    path = out / "metrics.csv"
+    new = not path.exists()
+    with open(path, "a", newline="") as f:
+        w = csv.DictWriter(f, fieldnames=_CSV_FIELDS, restval="")
+        if new:
+            w.writeheader()
+        w.writerow(flat)
