@@ -230,7 +230,87 @@ def build_parser() -> argparse.ArgumentParser:
     models.add_argument(
         "--num-classes", type=int, default=None, help="count parameters for this many classes"
     )
+
+    tr = sub.add_parser(
+        "train",
+        help="train a network from a YAML config",
+        description="Train a segmentation network as a YAML config says (see configs/).",
+        epilog="examples:\n  seglab train configs/quickstart.yaml --out runs/qs\n"
+        "  seglab train configs/nuclei_unet.yaml --set train.epochs=5 --set optimizer.lr=0.001\n"
+        "  seglab train configs/quickstart.yaml --out runs/qs --resume",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    tr.add_argument("config", help="YAML config file")
+    tr.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override a config field (repeatable)",
+    )
+    tr.add_argument("--out", default=None, help="output folder (overrides the config's 'out')")
+    tr.add_argument("--resume", action="store_true", help="continue from OUT/last.pt")
+    tr.add_argument("--quiet", action="store_true", help="no progress bars")
+
+    ev = sub.add_parser(
+        "evaluate",
+        help="measure a checkpoint on a data split",
+        description="Evaluate a checkpoint: metrics.json (pixel accuracy, mean accuracy, mean IoU, "
+        "frequency-weighted IoU, per-class scores), confusion.png and samples.png.",
+        epilog="example:\n  seglab evaluate runs/qs/best.pt --split test --out runs/qs/eval",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    ev.add_argument("checkpoint")
+    ev.add_argument("--split", default="test", choices=["train", "val", "test"])
+    ev.add_argument(
+        "--data",
+        default=None,
+        help="dataset folder (default: the one the checkpoint was trained on)",
+    )
+    ev.add_argument("--out", default="seglab-eval", metavar="DIR")
+    ev.add_argument("--device", default="auto")
+
+    pr = sub.add_parser(
+        "predict",
+        help="segment images with a trained checkpoint",
+        description="Write a 16-bit label PNG, an overlay and a summary for each image.",
+        epilog="example:\n  seglab predict runs/qs/best.pt photo.png --out predictions",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    pr.add_argument("checkpoint")
+    pr.add_argument("images", nargs="+", metavar="IMAGE")
+    pr.add_argument("--out", default="seglab-predictions", metavar="DIR")
+    pr.add_argument("--device", default="auto")
     return parser
+
+
+def _run_engine(args: argparse.Namespace) -> int:
+    from .engine import evaluate, load_config, predict, train
+
+    if args.command == "train":
+        overrides = list(args.set) + ([f"out={args.out}"] if args.out else [])
+        cfg = load_config(args.config, overrides)
+        metrics = train(cfg, resume=args.resume, progress=not args.quiet)
+        print(
+            f"seglab: checkpoints in {Path(cfg['out']).resolve()} (validation mean IoU {metrics.get('mean_iou', float('nan')):.4f})"
+        )
+    elif args.command == "evaluate":
+        m = evaluate(args.checkpoint, args.split, args.out, args.data, args.device)
+        names = m["classes"]
+        print(
+            f"{args.split}: pixel accuracy {m['pixel_accuracy']:.4f}  mean accuracy {m['mean_accuracy']:.4f}  "
+            f"mean IoU {m['mean_iou']:.4f}  f.w. IoU {m['fw_iou']:.4f}"
+        )
+        for name, iou in zip(names, m["iou"], strict=True):
+            print(f"  {name:20s} IoU {iou:.4f}")
+        print(f"seglab: wrote {Path(args.out).resolve() / 'metrics.json'}")
+    else:
+        for f in args.images:
+            if not Path(f).is_file():
+                raise UsageError(f"image file not found: {f}")
+        folders = predict(args.checkpoint, args.images, args.out, args.device)
+        print(f"seglab: wrote {len(folders)} predictions to {Path(args.out).resolve()}")
+    return 0
 
 
 def _print_models(num_classes: int | None) -> None:
@@ -445,6 +525,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command is None:
         parser.print_help()
         return EXIT_USAGE
+    if args.command in ("train", "evaluate", "predict"):
+        try:
+            return _run_engine(args)
+        except (UsageError, ValueError, FileNotFoundError) as exc:
+            print(f"seglab: error: {exc}", file=sys.stderr)
+            return EXIT_USAGE
     if args.command == "models":
         if args.num_classes is not None and args.num_classes < 1:
             print("seglab: error: --num-classes must be >= 1", file=sys.stderr)

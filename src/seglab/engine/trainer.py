@@ -158,7 +158,8 @@ def load_checkpoint(path: str | Path) -> dict:
     try:
         ckpt = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:
-        raise ValueError(f"{path} is not a seglab checkpoint: {exc}") from None
+        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+        raise ValueError(f"{path} is not a seglab checkpoint ({first[:200]})") from None
     if not isinstance(ckpt, dict) or "model" not in ckpt or "config" not in ckpt:
         raise ValueError(f"{path} is not a seglab checkpoint (no model/config inside)")
     return ckpt
@@ -173,8 +174,9 @@ def model_from_checkpoint(ckpt: dict) -> tuple[nn.Module, ClassMap]:
     try:
         model.load_state_dict(ckpt["model"])
     except RuntimeError as exc:
+        detail = " ".join(str(exc).split())[:300]  # one line
         raise ValueError(
-            f"the checkpoint does not fit a {cfg['model']['name']} model: {str(exc)[:300]}"
+            f"the checkpoint does not fit a {cfg['model']['name']} model: {detail}"
         ) from None
     return model, class_map
 

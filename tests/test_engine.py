@@ -1,0 +1,183 @@
+import json
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from seglab.cli import main
+from seglab.data import ClassMap, FolderDataset, synthetic_scene
+from seglab.engine import (
+    ConfigError,
+    TrainingError,
+    evaluate,
+    load_checkpoint,
+    load_config,
+    predict,
+    train,
+)
+
+TINY = [
+    "data.n_train=12",
+    "data.n_val=4",
+    "data.n_test=4",
+    "data.size=[32, 32]",
+    "model.options={width: 4, depth: 2}",
+    "train.batch_size=4",
+]
+
+
+def _cfg(tmp_path, *extra):
+    return load_config("configs/quickstart.yaml", [*TINY, f"out={tmp_path / 'run'}", *extra])
+
+
+def test_train_checkpoint_evaluate_predict_end_to_end(tmp_path):
+    cfg = _cfg(tmp_path, "train.epochs=2")
+    metrics = train(cfg, progress=False)
+    run = tmp_path / "run"
+    assert (run / "best.pt").is_file() and (run / "last.pt").is_file()
+    assert len((run / "metrics.csv").read_text().splitlines()) == 3
+    ckpt = load_checkpoint(run / "best.pt")
+    assert ckpt["class_map"]["names"][0] == "background" and ckpt["epoch"] in (0, 1)
+    m = evaluate(run / "best.pt", "test", tmp_path / "eval")
+    saved = json.loads((tmp_path / "eval" / "metrics.json").read_text())
+    for key in ("pixel_accuracy", "mean_accuracy", "mean_iou", "fw_iou", "iou"):
+        assert key in saved
+    assert len(saved["iou"]) == 4 and 0 <= m["pixel_accuracy"] <= 1 and metrics["mean_iou"] >= 0
+    assert (tmp_path / "eval" / "confusion.png").is_file() and (
+        tmp_path / "eval" / "samples.png"
+    ).is_file()
+    img, _ = synthetic_scene((40, 56), 7)
+    Image.fromarray(img).save(tmp_path / "scene.png")
+    (folder,) = predict(run / "best.pt", [tmp_path / "scene.png"], tmp_path / "pred")
+    labels = np.array(Image.open(folder / "labels.png"))
+    assert labels.shape == (40, 56) and labels.max() < 4
+
+
+def test_resume_after_a_kill_gives_the_same_weights(tmp_path):
+    full = _cfg(tmp_path, "train.epochs=3", "data.hflip=true", "data.scale=[0.8, 1.2]")
+    full["out"] = str(tmp_path / "full")
+    train(full, progress=False)
+    cut = _cfg(tmp_path, "train.epochs=3", "data.hflip=true", "data.scale=[0.8, 1.2]")
+    cut["out"] = str(tmp_path / "cut")
+
+    def kill(step):
+        if step == 5:  # mid-way through the second epoch (3 steps per epoch)
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        train(cut, progress=False, on_step=kill)
+    assert load_checkpoint(tmp_path / "cut" / "last.pt")["epoch"] == 0
+    train(cut, resume=True, progress=False)
+    a = load_checkpoint(tmp_path / "full" / "last.pt")["model"]
+    b = load_checkpoint(tmp_path / "cut" / "last.pt")["model"]
+    for k in a:
+        torch.testing.assert_close(a[k], b[k], rtol=0, atol=0)
+
+
+def test_gradient_accumulation_and_clipping_run(tmp_path):
+    cfg = _cfg(
+        tmp_path,
+        "train.epochs=1",
+        "train.grad_accum=2",
+        "train.clip_grad=1.0",
+        "optimizer.name=sgd",
+    )
+    train(cfg, progress=False)
+
+
+def test_nan_loss_stops_with_a_message(tmp_path, monkeypatch):
+    import seglab.engine.trainer as T
+
+    class Broken(torch.nn.Module):
+        def forward(self, logits, target):
+            return logits.sum() * float("nan")
+
+    monkeypatch.setattr(T, "make_loss", lambda cfg, ds: Broken())
+    with pytest.raises(TrainingError, match="loss became nan"):
+        train(_cfg(tmp_path, "train.epochs=1"), progress=False)
+
+
+@pytest.mark.parametrize(
+    "override, match",
+    [
+        ("train.epoch=3", "unknown config key 'train.epoch'"),
+        ("data.dataset=voc2099", "data.dataset must be one of"),
+        ("train.batch_size=0", "train.batch_size"),
+        ("loss=ce", "must be a section"),
+        ("nonsense", "key=value"),
+    ],
+)
+def test_config_errors_name_the_key(override, match):
+    with pytest.raises(ConfigError, match=match):
+        load_config("configs/quickstart.yaml", [override])
+
+
+def _folder(tmp_path, n=3, bad_value=None, size_mismatch=False, drop_mask=False):
+    root = tmp_path / "ds"
+    (root / "images").mkdir(parents=True)
+    (root / "masks").mkdir()
+    for i in range(n):
+        img, mask = synthetic_scene((24, 32), i, 3)
+        Image.fromarray(img).save(root / "images" / f"s{i}.png")
+        if bad_value is not None and i == 1:
+            mask[0, 0] = bad_value
+        if size_mismatch and i == 2:
+            mask = mask[:-1]
+        if not (drop_mask and i == 0):
+            Image.fromarray(mask).save(root / "masks" / f"s{i}.png")
+    return root
+
+
+def test_folder_dataset_checks_layout_and_values(tmp_path):
+    cm = ClassMap(("bg", "square", "disc"))
+    ds = FolderDataset(_folder(tmp_path / "ok"), cm)
+    x, y = ds[0]
+    assert x.shape == (3, 24, 32) and y.shape == (24, 32)
+    with pytest.raises(ValueError, match="has no mask"):
+        FolderDataset(_folder(tmp_path / "a", drop_mask=True), cm)
+    with pytest.raises(ValueError, match=r"mask .* is 32x23"):
+        FolderDataset(_folder(tmp_path / "b", size_mismatch=True), cm)
+    bad = FolderDataset(_folder(tmp_path / "c", bad_value=7), cm)
+    with pytest.raises(ValueError, match=r"s1\.png: mask value 7 is neither a class"):
+        bad[1]
+    with pytest.raises(FileNotFoundError, match="dataset folder not found"):
+        FolderDataset(tmp_path / "nowhere", cm)
+
+
+def test_cli_train_evaluate_predict_and_bad_input(tmp_path, capsys):
+    out = tmp_path / "run"
+    args = ["train", "configs/quickstart.yaml", "--out", str(out), "--quiet"]
+    assert main([*args, *sum((["--set", s] for s in [*TINY, "train.epochs=1"]), [])]) == 0
+    assert (
+        main(["evaluate", str(out / "best.pt"), "--split", "test", "--out", str(tmp_path / "ev")])
+        == 0
+    )
+    assert json.loads((tmp_path / "ev" / "metrics.json").read_text())["mean_iou"] >= 0
+    capsys.readouterr()
+    cases = [
+        (["train", str(tmp_path / "missing.yaml")], "config file not found"),
+        (
+            [
+                "train",
+                "configs/quickstart.yaml",
+                "--set",
+                "model.name=resnet9000",
+                "--out",
+                str(tmp_path / "x"),
+            ],
+            "unknown model",
+        ),
+        (["evaluate", str(tmp_path / "none.pt")], "checkpoint not found"),
+        (["predict", str(out / "best.pt"), str(tmp_path / "nope.png")], "image file not found"),
+    ]
+    (tmp_path / "junk.pt").write_bytes(b"not a checkpoint")
+    cases.append((["evaluate", str(tmp_path / "junk.pt")], "not a seglab checkpoint"))
+    ckpt = torch.load(out / "best.pt", weights_only=True)
+    ckpt["config"]["model"]["options"]["width"] = 8  # the weights no longer fit the model
+    torch.save(ckpt, tmp_path / "wrong.pt")
+    cases.append((["evaluate", str(tmp_path / "wrong.pt")], "does not fit"))
+    for argv, message in cases:
+        assert main(argv) == 2, argv
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1 and message in err[0], (argv, err)
