@@ -148,7 +148,8 @@ def test_folder_dataset_checks_layout_and_values(tmp_path):
 def test_cli_train_evaluate_predict_and_bad_input(tmp_path, capsys):
     out = tmp_path / "run"
     args = ["train", "configs/quickstart.yaml", "--out", str(out), "--quiet"]
-    assert main([*args, *sum((["--set", s] for s in [*TINY, "train.epochs=1"]), [])]) == 0
+    sets = [part for s in [*TINY, "train.epochs=1"] for part in ("--set", s)]
+    assert main([*args, *sets]) == 0
     assert (
         main(["evaluate", str(out / "best.pt"), "--split", "test", "--out", str(tmp_path / "ev")])
         == 0
