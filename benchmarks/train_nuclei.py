@@ -30,14 +30,16 @@ try:
 except ImportError:
     from benchmarks._results import RESULTS, write_section
 
-MODELS = {
-    "U-Net (padded, width 32, depth 4)": ["model.name=unet", "model.options={width: 32, depth: 4}"],
-    "FCN-8s (VGG16 at width 0.25)": [
-        "model.name=fcn8s",
-        "model.options={width: 0.25}",
-        "optimizer.lr=0.0005",
-    ],
-    "FC-DenseNet56": ["model.name=fc_densenet56", "model.options={}"],
+MODELS = {  # key: (name in the table, config overrides)
+    "unet": (
+        "U-Net (padded, width 32, depth 4)",
+        ["model.name=unet", "model.options={width: 32, depth: 4}"],
+    ),
+    "fcn8s": (
+        "FCN-8s (VGG16 at width 0.25)",
+        ["model.name=fcn8s", "model.options={width: 0.25}", "optimizer.lr=0.0005"],
+    ),
+    "fc_densenet56": ("FC-DenseNet56", ["model.name=fc_densenet56", "model.options={}"]),
 }
 
 
@@ -55,9 +57,12 @@ def main() -> None:
     import torch
 
     rows, curves = [], {}
-    for name in args.models.split(","):
-        out = Path(args.out) / name.split()[0].lower().replace("-", "")
-        cfg = load_config("configs/nuclei_unet.yaml", [*MODELS[name], f"out={out}"])
+    for key in args.models.split(","):
+        if key not in MODELS:
+            raise SystemExit(f"unknown model {key!r}; choose from {', '.join(MODELS)}")
+        name, overrides = MODELS[key]
+        out = Path(args.out) / key
+        cfg = load_config("configs/nuclei_unet.yaml", [*overrides, f"out={out}"])
         if (out / "metrics.jsonl").exists():
             (out / "metrics.jsonl").unlink()
             (out / "metrics.csv").unlink(missing_ok=True)

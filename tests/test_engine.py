@@ -182,3 +182,31 @@ def test_cli_train_evaluate_predict_and_bad_input(tmp_path, capsys):
         assert main(argv) == 2, argv
         err = capsys.readouterr().err.strip().splitlines()
         assert len(err) == 1 and message in err[0], (argv, err)
+
+
+def test_fine_tuning_to_another_class_count_reinitialises_the_classifier(tmp_path, capsys):
+    src = _cfg(tmp_path, "train.epochs=1")  # 4 synthetic classes
+    train(src, progress=False)
+    root = _folder(tmp_path / "three", n=4)
+    for split in ("train", "val", "test"):
+        (root / split).mkdir()
+        for sub in ("images", "masks"):
+            (root / split / sub).symlink_to(root / sub, target_is_directory=True)
+    cfg = load_config(
+        "configs/quickstart.yaml",
+        [
+            *TINY,
+            "data.dataset=folder",
+            f"data.root={root}",
+            "data.classes=[bg, square, disc]",
+            f"model.pretrained={tmp_path / 'run' / 'best.pt'}",
+            "train.epochs=1",
+            f"out={tmp_path / 'ft'}",
+        ],
+    )
+    train(cfg, progress=False)
+    out = capsys.readouterr().out
+    assert "re-initialised" in out and "head.weight" in out and "down.0.0.weight" not in out
+    before = load_checkpoint(tmp_path / "run" / "best.pt")["model"]["down.0.0.weight"]
+    after = load_checkpoint(tmp_path / "ft" / "last.pt")["model"]["down.0.0.weight"]
+    assert torch.allclose(before, after, atol=0.05)  # started from the pretrained encoder

@@ -149,12 +149,14 @@ class FolderDataset(_PairDataset):
         self.items = [(images[s], masks[s]) for s in sorted(images)]
         from PIL import Image
 
-        for ip, mp in self.items:  # sizes from the headers: cheap
+        self.sizes = []  # (width, height) of each image, from the headers: cheap
+        for ip, mp in self.items:
             with Image.open(ip) as a, Image.open(mp) as b:
                 if a.size != b.size:
                     raise ValueError(
                         f"{ip} is {a.size[0]}x{a.size[1]} but its mask {mp} is {b.size[0]}x{b.size[1]}"
                     )
+                self.sizes.append(a.size)
 
     def __len__(self) -> int:
         return len(self.items)

@@ -31,7 +31,7 @@ DEFAULTS: dict[str, Any] = {
         "vflip": False,
         "color_jitter": 0.0,
     },
-    "model": {"name": "unet", "options": {}},
+    "model": {"name": "unet", "options": {}, "pretrained": None},  # pretrained: a seglab checkpoint
     "loss": {"name": "ce", "class_weights": None, "dice_weight": 1.0},  # ce | dice | ce+dice
     "optimizer": {"name": "adamw", "lr": 1e-3, "weight_decay": 1e-4, "momentum": 0.9},
     "schedule": {"name": "poly", "power": 0.9, "warmup_iters": 0},  # poly | cosine | constant

@@ -70,7 +70,18 @@ def make_dataset(cfg: dict, split: str, train: bool):
     names = tuple(d["classes"])
     class_map = ClassMap(names, d["ignore_index"])
     sub = {"train": d["train_split"], "val": d["val_split"], "test": d["test_split"]}[split]
-    return FolderDataset(d["root"], class_map, sub or None, transform)
+    dataset = FolderDataset(d["root"], class_map, sub or None, transform)
+    if (
+        train
+        and d["crop"] is None
+        and cfg["train"]["batch_size"] > 1
+        and len(set(dataset.sizes)) > 1
+    ):
+        raise ValueError(
+            f"the training images in {d['root']} differ in size, so they cannot be batched: set "
+            "data.crop (e.g. 256) or train.batch_size=1"
+        )
+    return dataset
 
 
 class _WholeStrip(torch.utils.data.Dataset):
@@ -138,10 +149,11 @@ def make_schedule(cfg: dict, optimizer: torch.optim.Optimizer, total_iters: int)
     return torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
 
 
-def _batches(dataset, order: torch.Tensor, batch_size: int):
-    for start in range(0, len(order), batch_size):
-        items = [dataset[int(i)] for i in order[start : start + batch_size]]
-        yield torch.stack([x for x, _ in items]), torch.stack([y for _, y in items])
+def _loader(dataset, order: torch.Tensor, batch_size: int, num_workers: int):
+    """Batches in the given order; worker processes (if any) load and augment in parallel."""
+    return torch.utils.data.DataLoader(
+        dataset, batch_size=batch_size, sampler=order.tolist(), num_workers=num_workers
+    )
 
 
 def save_checkpoint(path: Path, state: dict) -> None:
@@ -163,6 +175,16 @@ def load_checkpoint(path: str | Path) -> dict:
     if not isinstance(ckpt, dict) or "model" not in ckpt or "config" not in ckpt:
         raise ValueError(f"{path} is not a seglab checkpoint (no model/config inside)")
     return ckpt
+
+
+def load_matching(model: nn.Module, state: dict) -> list[str]:
+    """Load every tensor of ``state`` whose name and shape fit ``model``; the others (a classifier
+    for another number of classes, say) keep their fresh initialisation. Returns the names of
+    the model's tensors that were not loaded."""
+    own = model.state_dict()
+    fits = {k: v for k, v in state.items() if k in own and own[k].shape == v.shape}
+    model.load_state_dict(fits, strict=False)
+    return sorted(k for k in own if k not in fits)
 
 
 def model_from_checkpoint(ckpt: dict) -> tuple[nn.Module, ClassMap]:
@@ -214,7 +236,20 @@ def train(
     class_map = train_set.class_map
     model = build(
         cfg["model"]["name"], num_classes=class_map.num_classes, **cfg["model"]["options"]
-    ).to(device)
+    )
+    if cfg["model"]["pretrained"] and not resume:
+        reset = load_matching(model, load_checkpoint(cfg["model"]["pretrained"])["model"])
+        shown = ", ".join(reset[:8]) + (" ..." if len(reset) > 8 else "")
+        print(
+            f"seglab: fine-tuning from {cfg['model']['pretrained']}; "
+            + (
+                f"re-initialised (shape or name differs): {shown}"
+                if reset
+                else "every layer loaded"
+            ),
+            flush=True,
+        )
+    model = model.to(device)
     use_amp = device.type == "cuda" if t["amp"] == "auto" else bool(t["amp"])
     if (t["channels_last"] == "auto" and device.type == "cuda") or t["channels_last"] is True:
         model = model.to(memory_format=torch.channels_last)
@@ -240,8 +275,9 @@ def train(
             len(train_set), generator=torch.Generator().manual_seed(t["seed"] * 100_003 + epoch)
         )
         n_batches = math.ceil(len(order) / t["batch_size"])
+        batches = _loader(train_set, order, t["batch_size"], t["num_workers"])
         bar = tqdm(
-            _batches(train_set, order, t["batch_size"]),
+            batches,
             total=n_batches,
             desc=f"epoch {epoch + 1}/{t['epochs']}",
             disable=not progress,
