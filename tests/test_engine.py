@@ -210,3 +210,35 @@ def test_fine_tuning_to_another_class_count_reinitialises_the_classifier(tmp_pat
     before = load_checkpoint(tmp_path / "run" / "best.pt")["model"]["down.0.0.weight"]
     after = load_checkpoint(tmp_path / "ft" / "last.pt")["model"]["down.0.0.weight"]
     assert torch.allclose(before, after, atol=0.05)  # started from the pretrained encoder
+
+
+def _ddp_worker(rank, cfg, port):
+    import os
+
+    os.environ.update(
+        MASTER_ADDR="127.0.0.1",
+        MASTER_PORT=str(port),
+        WORLD_SIZE="2",
+        RANK=str(rank),
+        LOCAL_RANK=str(rank),
+    )
+    torch.set_num_threads(1)
+    train(cfg, progress=False)
+
+
+def test_ddp_with_gloo_matches_one_process(tmp_path):
+    import socket
+
+    base = [*TINY, "data.hflip=false", "loss.name=ce", "train.epochs=2", "train.batch_size=4"]
+    torch.set_num_threads(1)
+    one = load_config("configs/quickstart.yaml", [*base, f"out={tmp_path / 'one'}"])
+    train(one, progress=False)
+    two = load_config("configs/quickstart.yaml", [*base, f"out={tmp_path / 'two'}"])
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    torch.multiprocessing.spawn(_ddp_worker, args=(two, port), nprocs=2, join=True)
+    a = load_checkpoint(tmp_path / "one" / "last.pt")["model"]
+    b = load_checkpoint(tmp_path / "two" / "last.pt")["model"]
+    for k in a:
+        torch.testing.assert_close(a[k], b[k], rtol=1e-4, atol=1e-5)

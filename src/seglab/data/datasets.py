@@ -304,7 +304,7 @@ class JointTransform:
             ops.append(v2.RandomVerticalFlip())
         if color_jitter:
             ops.append(v2.ColorJitter(color_jitter, color_jitter, color_jitter))
-        self.ops = v2.Compose(ops)
+        self.ops = v2.Compose(ops) if ops else None  # nothing to do: the identity
         self.ignore_index = ignore_index
 
     def __call__(
@@ -312,5 +312,7 @@ class JointTransform:
     ) -> tuple[torch.Tensor, torch.Tensor]:
         from torchvision import tv_tensors
 
+        if self.ops is None:
+            return image, mask
         img, m = self.ops(tv_tensors.Image(image), tv_tensors.Mask(mask))
         return img.as_subclass(torch.Tensor), m.as_subclass(torch.Tensor)

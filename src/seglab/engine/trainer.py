@@ -23,6 +23,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+import torch.distributed as dist
 from torch import nn
 
 from ..data import ClassMap, FolderDataset, JointTransform, NucleiTiles, SyntheticScenes
@@ -229,6 +230,11 @@ def train(
     out.mkdir(parents=True, exist_ok=True)
     t = cfg["train"]
     device = resolve_device(t["device"])
+    world, rank, device, own_group = _distributed(device)
+    if t["batch_size"] % world:
+        raise ValueError(
+            f"train.batch_size {t['batch_size']} must be divisible by the {world} processes"
+        )
     torch.manual_seed(t["seed"])
     random.seed(t["seed"])
     train_set = make_dataset(cfg, "train", train=True)
@@ -250,6 +256,7 @@ def train(
             flush=True,
         )
     model = model.to(device)
+    net = nn.parallel.DistributedDataParallel(model) if world > 1 else model
     use_amp = device.type == "cuda" if t["amp"] == "auto" else bool(t["amp"])
     if (t["channels_last"] == "auto" and device.type == "cuda") or t["channels_last"] is True:
         model = model.to(memory_format=torch.channels_last)
@@ -274,8 +281,10 @@ def train(
         order = torch.randperm(
             len(train_set), generator=torch.Generator().manual_seed(t["seed"] * 100_003 + epoch)
         )
-        n_batches = math.ceil(len(order) / t["batch_size"])
-        batches = _loader(train_set, order, t["batch_size"], t["num_workers"])
+        if world > 1:  # each process takes its share of every global batch
+            order = _rank_share(order, t["batch_size"], world, rank)
+        n_batches = math.ceil(len(order) / (t["batch_size"] // world))
+        batches = _loader(train_set, order, t["batch_size"] // world, t["num_workers"])
         bar = tqdm(
             batches,
             total=n_batches,
@@ -289,7 +298,7 @@ def train(
         for i, (x, y) in enumerate(bar):
             x, y = x.to(device), y.to(device)
             with torch.autocast(device.type, enabled=use_amp):
-                loss = criterion(model(x), y)
+                loss = criterion(net(x), y)
             if not torch.isfinite(loss):
                 raise TrainingError(
                     f"the loss became {loss.item()} at epoch {epoch + 1}, batch {i + 1}; stopped. The last "
@@ -315,6 +324,9 @@ def train(
             "lr": scheduler.get_last_lr()[0],
             "seconds": time.perf_counter() - started,
         }
+        if rank != 0:  # one process evaluates and writes; the others wait for it
+            dist.barrier()
+            continue
         if (epoch + 1) % t["eval_every"] == 0 or epoch + 1 == t["epochs"]:
             metrics = run_evaluation(model, val_set, class_map, device)
             row |= {
@@ -342,7 +354,36 @@ def train(
         if progress:
             shown = ", ".join(f"{k} {v:.4f}" for k, v in row.items() if isinstance(v, float))
             print(f"epoch {epoch + 1}/{t['epochs']}: {shown}", flush=True)
+        if world > 1:
+            dist.barrier()
+    if own_group:
+        dist.destroy_process_group()
     return metrics
+
+
+def _distributed(device: torch.device) -> tuple[int, int, torch.device, bool]:
+    """(world size, rank, this process's device, whether we started the process group). Under
+    ``torchrun`` (WORLD_SIZE > 1) the group is started with NCCL on GPUs, gloo on CPUs."""
+    import os
+
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    if world == 1:
+        return 1, 0, device, False
+    own = not dist.is_initialized()
+    if own:
+        dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
+    if device.type == "cuda":
+        device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")))
+        torch.cuda.set_device(device)
+    return dist.get_world_size(), dist.get_rank(), device, own
+
+
+def _rank_share(order: torch.Tensor, global_batch: int, world: int, rank: int) -> torch.Tensor:
+    """This rank's part of each global batch (an incomplete last global batch is dropped, so that
+    every process runs the same number of steps)."""
+    per = global_batch // world
+    full = len(order) // global_batch * global_batch
+    return order[:full].view(-1, world, per)[:, rank].reshape(-1)
 
 
 _CSV_FIELDS = [
