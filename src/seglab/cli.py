@@ -291,9 +291,11 @@ def _run_engine(args: argparse.Namespace) -> int:
         overrides = list(args.set) + ([f"out={args.out}"] if args.out else [])
         cfg = load_config(args.config, overrides)
         metrics = train(cfg, resume=args.resume, progress=not args.quiet)
-        print(
-            f"seglab: checkpoints in {Path(cfg['out']).resolve()} (validation mean IoU {metrics.get('mean_iou', float('nan')):.4f})"
-        )
+        if "mean_iou" in metrics:  # under torchrun only the first process evaluates
+            print(
+                f"seglab: checkpoints in {Path(cfg['out']).resolve()} "
+                f"(validation mean IoU {metrics['mean_iou']:.4f})"
+            )
     elif args.command == "evaluate":
         m = evaluate(args.checkpoint, args.split, args.out, args.data, args.device)
         names = m["classes"]
