@@ -242,3 +242,15 @@ def test_ddp_with_gloo_matches_one_process(tmp_path):
     b = load_checkpoint(tmp_path / "two" / "last.pt")["model"]
     for k in a:
         torch.testing.assert_close(a[k], b[k], rtol=1e-4, atol=1e-5)
+
+
+def test_every_shipped_config_is_valid():
+    from pathlib import Path
+
+    from seglab.models import list_models
+
+    configs = sorted(Path("configs").glob("*.yaml"))
+    assert len(configs) >= 8
+    for path in configs:
+        cfg = load_config(path)
+        assert cfg["model"]["name"] in list_models(), path

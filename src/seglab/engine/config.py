@@ -13,10 +13,11 @@ import yaml
 #: an error ("model.options" is free-form: it goes to the model builder).
 DEFAULTS: dict[str, Any] = {
     "data": {
-        "dataset": "synthetic",  # synthetic | nuclei | folder
+        "dataset": "synthetic",  # synthetic | nuclei | folder | voc | camvid | cityscapes | ade20k
         "root": None,  # folder: the dataset folder
         "classes": None,  # folder: class names, index = mask value
         "ignore_index": 255,
+        "augmented": False,  # voc: train on the SBD-augmented list
         "train_split": "train",
         "val_split": "val",
         "test_split": "test",
@@ -51,7 +52,7 @@ DEFAULTS: dict[str, Any] = {
 }
 
 _CHOICES = {
-    "data.dataset": ("synthetic", "nuclei", "folder"),
+    "data.dataset": ("synthetic", "nuclei", "folder", "voc", "camvid", "cityscapes", "ade20k"),
     "loss.name": ("ce", "dice", "ce+dice"),
     "optimizer.name": ("adamw", "sgd"),
     "schedule.name": ("poly", "cosine", "constant"),
@@ -122,6 +123,13 @@ def _validate(cfg: dict) -> dict:
         not cfg["data"]["root"] or not cfg["data"]["classes"]
     ):
         raise ConfigError("data.dataset 'folder' needs data.root and data.classes")
+    if (
+        cfg["data"]["dataset"] in ("voc", "camvid", "cityscapes", "ade20k")
+        and not cfg["data"]["root"]
+    ):
+        raise ConfigError(
+            f"data.dataset {cfg['data']['dataset']!r} needs data.root (the extracted dataset folder)"
+        )
     return cfg
 
 

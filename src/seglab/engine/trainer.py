@@ -27,6 +27,7 @@ import torch.distributed as dist
 from torch import nn
 
 from ..data import ClassMap, FolderDataset, JointTransform, NucleiTiles, SyntheticScenes
+from ..data.public import READERS
 from ..io import atomic_write_bytes
 from ..losses import CEDiceLoss, CrossEntropyLoss, DiceLoss, median_frequency_weights
 from ..metrics import ConfusionMatrix
@@ -68,6 +69,13 @@ def make_dataset(cfg: dict, split: str, train: bool):
         if train:
             return NucleiTiles("train", d["tile"], stride=d["tile"] // 2, transform=transform)
         return _WholeStrip(NucleiTiles(split))
+    if d["dataset"] in READERS:
+        sub = {"train": d["train_split"], "val": d["val_split"], "test": d["test_split"]}[split]
+        if d["dataset"] == "voc":
+            return READERS["voc"](
+                d["root"], sub, augmented=d["augmented"] and train, transform=transform
+            )
+        return READERS[d["dataset"]](d["root"], sub, transform=transform)
     names = tuple(d["classes"])
     class_map = ClassMap(names, d["ignore_index"])
     sub = {"train": d["train_split"], "val": d["val_split"], "test": d["test_split"]}[split]
