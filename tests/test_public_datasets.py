@@ -69,3 +69,33 @@ def test_missing_annotation_is_named(tmp_path):
     (tmp_path / "trainannot").mkdir()
     with pytest.raises(FileNotFoundError, match=r"trainannot/0001\.png"):
         camvid(tmp_path, "train")
+
+
+def test_coco_instances_become_a_semantic_mask(tmp_path):
+    import json
+
+    from pycocotools import mask as mask_utils
+
+    from seglab.data.public import coco
+
+    _save(tmp_path / "val2017" / "1.jpg", _rgb(10, 12))
+    rle = np.zeros((10, 12), np.uint8, order="F")
+    rle[6:9, 1:4] = 1
+    encoded = mask_utils.encode(np.asfortranarray(rle))
+    encoded["counts"] = encoded["counts"].decode()
+    data = {
+        "images": [{"id": 1, "file_name": "1.jpg", "height": 10, "width": 12}],
+        "categories": [{"id": 18, "name": "dog"}, {"id": 1, "name": "person"}],
+        "annotations": [
+            {"id": 10, "image_id": 1, "category_id": 18, "iscrowd": 0, "area": 16,
+             "segmentation": [[1, 1, 5, 1, 5, 5, 1, 5]], "bbox": [1, 1, 4, 4]},
+            {"id": 11, "image_id": 1, "category_id": 1, "iscrowd": 1, "area": 9,
+             "segmentation": encoded, "bbox": [1, 6, 3, 3]},
+        ],
+    }  # fmt: skip
+    (tmp_path / "annotations").mkdir()
+    (tmp_path / "annotations" / "instances_val2017.json").write_text(json.dumps(data))
+    ds = coco(tmp_path, "val")
+    assert ds.class_map.names == ("background", "person", "dog")
+    _, y = ds[0]
+    assert y[3, 3] == 2 and y[7, 2] == 255 and y[0, 11] == 0

@@ -17,6 +17,8 @@ Cityscapes     leftImg8bit/{split}/{city}/*_leftImg8bit.png and                 
 ADE20K         ADEChallengeData2016/images/{training,validation}/*.jpg and              150
                annotations/... *.png (0 = "other" becomes the ignore index, 1..150 ->
                0..149)
+COCO           {split}2017/*.jpg and annotations/instances_{split}2017.json, painted     file's
+               into semantic masks with pycocotools (crowd regions ignored)             + bg
 =============  =====================================================================  =========
 """
 
@@ -191,4 +193,66 @@ def ade20k(
     )
 
 
-READERS = {"voc": voc, "camvid": camvid, "cityscapes": cityscapes, "ade20k": ade20k}
+class _CocoSemantic(_PairDataset):
+    """COCO instance annotations painted into semantic masks (pycocotools)."""
+
+    def __init__(
+        self, images_dir: Path, annotation_file: Path, transform: Callable | None = None
+    ) -> None:
+        super().__init__(transform)
+        try:
+            from pycocotools.coco import COCO
+        except ImportError as exc:  # pragma: no cover - depends on the install
+            raise ImportError("COCO needs pycocotools: pip install pycocotools") from exc
+        if not annotation_file.is_file():
+            raise FileNotFoundError(f"COCO annotation file not found: {annotation_file}")
+        _need_dir(images_dir, "COCO images")
+        import contextlib
+        import io as _io
+
+        with contextlib.redirect_stdout(_io.StringIO()):  # pycocotools prints progress
+            self.coco = COCO(str(annotation_file))
+        cats = sorted(self.coco.getCatIds())
+        self.cat_to_class = {c: i + 1 for i, c in enumerate(cats)}  # 0 = background
+        names = ("background", *(self.coco.loadCats(c)[0]["name"] for c in cats))
+        self.class_map = ClassMap(names)
+        self.ids = sorted(self.coco.getImgIds())
+        if not self.ids:
+            raise ValueError(f"{annotation_file} lists no images")
+        self.images_dir = images_dir
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+    def pair(self, index: int) -> tuple[np.ndarray, np.ndarray]:
+        info = self.coco.loadImgs(self.ids[index])[0]
+        path = self.images_dir / info["file_name"]
+        if not path.is_file():
+            raise FileNotFoundError(f"COCO image not found: {path}")
+        mask = np.zeros((info["height"], info["width"]), dtype=np.int64)
+        anns = self.coco.loadAnns(self.coco.getAnnIds(imgIds=info["id"]))
+        for ann in sorted(
+            anns, key=lambda a: -a.get("area", 0)
+        ):  # small objects drawn last, on top
+            if ann["category_id"] not in self.cat_to_class:
+                raise ValueError(
+                    f"annotation {ann['id']} has unknown category id {ann['category_id']}"
+                )
+            m = self.coco.annToMask(ann).astype(bool)
+            mask[m] = 255 if ann.get("iscrowd", 0) else self.cat_to_class[ann["category_id"]]
+        return read_image(path), mask
+
+
+def coco(
+    root: str | Path, split: str = "train", year: int = 2017, transform: Callable | None = None
+) -> _CocoSemantic:
+    """COCO as semantic segmentation: ``root/{split}{year}/*.jpg`` with
+    ``root/annotations/instances_{split}{year}.json``; classes are the annotation file's
+    categories in id order after background; crowd regions are ignored."""
+    root = Path(root)
+    return _CocoSemantic(
+        root / f"{split}{year}", root / "annotations" / f"instances_{split}{year}.json", transform
+    )
+
+
+READERS = {"voc": voc, "camvid": camvid, "cityscapes": cityscapes, "ade20k": ade20k, "coco": coco}

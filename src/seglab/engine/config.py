@@ -13,7 +13,7 @@ import yaml
 #: an error ("model.options" is free-form: it goes to the model builder).
 DEFAULTS: dict[str, Any] = {
     "data": {
-        "dataset": "synthetic",  # synthetic | nuclei | folder | voc | camvid | cityscapes | ade20k
+        "dataset": "synthetic",  # synthetic | nuclei | folder | voc | camvid | cityscapes | ade20k | coco
         "root": None,  # folder: the dataset folder
         "classes": None,  # folder: class names, index = mask value
         "ignore_index": 255,
@@ -52,7 +52,16 @@ DEFAULTS: dict[str, Any] = {
 }
 
 _CHOICES = {
-    "data.dataset": ("synthetic", "nuclei", "folder", "voc", "camvid", "cityscapes", "ade20k"),
+    "data.dataset": (
+        "synthetic",
+        "nuclei",
+        "folder",
+        "voc",
+        "camvid",
+        "cityscapes",
+        "ade20k",
+        "coco",
+    ),
     "loss.name": ("ce", "dice", "ce+dice"),
     "optimizer.name": ("adamw", "sgd"),
     "schedule.name": ("poly", "cosine", "constant"),
@@ -124,7 +133,7 @@ def _validate(cfg: dict) -> dict:
     ):
         raise ConfigError("data.dataset 'folder' needs data.root and data.classes")
     if (
-        cfg["data"]["dataset"] in ("voc", "camvid", "cityscapes", "ade20k")
+        cfg["data"]["dataset"] in ("voc", "camvid", "cityscapes", "ade20k", "coco")
         and not cfg["data"]["root"]
     ):
         raise ConfigError(
