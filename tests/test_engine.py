@@ -254,3 +254,29 @@ def test_every_shipped_config_is_valid():
     for path in configs:
         cfg = load_config(path)
         assert cfg["model"]["name"] in list_models(), path
+
+
+def test_tensorboard_scalars_are_logged_when_available(tmp_path, monkeypatch):
+    import sys
+    import types
+
+    logged = []
+
+    class FakeWriter:
+        def __init__(self, logdir):
+            self.logdir = logdir
+
+        def add_scalar(self, key, value, step):
+            logged.append((key, step))
+
+        def flush(self):
+            pass
+
+        def close(self):
+            pass
+
+    fake = types.ModuleType("torch.utils.tensorboard")
+    fake.SummaryWriter = FakeWriter
+    monkeypatch.setitem(sys.modules, "torch.utils.tensorboard", fake)
+    train(_cfg(tmp_path, "train.epochs=2", "train.tensorboard=true"), progress=False)
+    assert ("mean_iou", 2) in logged and ("train_loss", 1) in logged

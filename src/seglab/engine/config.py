@@ -47,6 +47,7 @@ DEFAULTS: dict[str, Any] = {
         "seed": 0,
         "device": "auto",
         "num_workers": 0,
+        "tensorboard": "auto",  # auto: log to OUT/tensorboard when the tensorboard package is there
     },
     "out": "runs/seglab",
 }

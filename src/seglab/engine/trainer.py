@@ -284,6 +284,7 @@ def train(
         random.setstate(ckpt["rng"]["python"])
         start_epoch, best_miou = ckpt["epoch"] + 1, ckpt["best_miou"]
     global_step = start_epoch * steps_per_epoch
+    board = _tensorboard(t["tensorboard"], out) if rank == 0 else None
     for epoch in range(start_epoch, t["epochs"]):
         model.train()
         order = torch.randperm(
@@ -342,6 +343,11 @@ def train(
             }
             row["iou"] = metrics["iou"]
         _log(out, row)
+        if board is not None:
+            for key, value in row.items():
+                if isinstance(value, float) and key != "seconds":
+                    board.add_scalar(key, value, epoch + 1)
+            board.flush()
         state = {
             "model": model.state_dict(),
             "optimizer": optimizer.state_dict(),
@@ -364,9 +370,27 @@ def train(
             print(f"epoch {epoch + 1}/{t['epochs']}: {shown}", flush=True)
         if world > 1:
             dist.barrier()
+    if board is not None:
+        board.close()
     if own_group:
         dist.destroy_process_group()
     return metrics
+
+
+def _tensorboard(setting: bool | str, out: Path):
+    """A SummaryWriter in OUT/tensorboard: always (True), never (False), or if the tensorboard
+    package is installed ("auto")."""
+    if setting is False:
+        return None
+    try:
+        from torch.utils.tensorboard import SummaryWriter
+    except ImportError:
+        if setting is True:
+            raise ValueError(
+                "train.tensorboard is true but tensorboard is not installed: pip install tensorboard"
+            ) from None
+        return None
+    return SummaryWriter(str(out / "tensorboard"))
 
 
 def _distributed(device: torch.device) -> tuple[int, int, torch.device, bool]:
