@@ -280,3 +280,33 @@ def test_tensorboard_scalars_are_logged_when_available(tmp_path, monkeypatch):
     monkeypatch.setitem(sys.modules, "torch.utils.tensorboard", fake)
     train(_cfg(tmp_path, "train.epochs=2", "train.tensorboard=true"), progress=False)
     assert ("mean_iou", 2) in logged and ("train_loss", 1) in logged
+
+
+def test_cli_names_a_bad_mask_value_and_a_size_mismatch(tmp_path, capsys):
+    for name, kwargs, message in (
+        ("badvalue", {"bad_value": 9}, "mask value 9 is neither a class"),
+        ("mismatch", {"size_mismatch": True}, "but its mask"),
+    ):
+        root = _folder(tmp_path / name, n=3, **kwargs)
+        for split in ("train", "val", "test"):
+            (root / split).mkdir()
+            for sub in ("images", "masks"):
+                (root / split / sub).symlink_to(root / sub, target_is_directory=True)
+        argv = [
+            "train",
+            "configs/my_folder.yaml",
+            "--quiet",
+            "--out",
+            str(tmp_path / f"run_{name}"),
+        ]
+        for s in (
+            f"data.root={root}",
+            "data.classes=[bg, square, disc]",
+            "data.crop=16",
+            "train.epochs=1",
+        ):
+            argv += ["--set", s]
+        capsys.readouterr()
+        assert main(argv) == 2
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1 and message in err[0], err
