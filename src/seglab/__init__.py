@@ -1,8 +1,10 @@
 """seglab: image segmentation from clustering to fully convolutional networks.
 
-Submodules: :mod:`seglab.features` (per-pixel features), :mod:`seglab.cluster` (k-means and
-regions), :mod:`seglab.viz` (pictures), :mod:`seglab.io` (files), :mod:`seglab.data` (bundled
-samples); the ``seglab`` command line lives in :mod:`seglab.cli`.
+Submodules: :mod:`seglab.features` (per-pixel features), :mod:`seglab.cluster` (k-means,
+mean-shift, regions), :mod:`seglab.nn` (upsampling layers), :mod:`seglab.models` (FCN, DeconvNet,
+SegNet, U-Net, FC-DenseNet), :mod:`seglab.data` (datasets, samples), :mod:`seglab.losses`,
+:mod:`seglab.metrics`, :mod:`seglab.engine` (train, evaluate, predict), :mod:`seglab.viz`
+(pictures), :mod:`seglab.io` (files); the ``seglab`` command line lives in :mod:`seglab.cli`.
 """
 
 from importlib.metadata import PackageNotFoundError, version
