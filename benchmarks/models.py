@@ -95,7 +95,13 @@ def main() -> None:
     from seglab.models import list_models
 
     specs = (
-        args.models.split(",") if args.models else [*list_models(), "fcn8s:resnet50", *REFERENCES]
+        args.models.split(",")
+        if args.models
+        else [
+            *(m for m in list_models() if m != "patch_classifier"),  # see sliding_window.py
+            "fcn8s:resnet50",
+            *REFERENCES,
+        ]
     )
     ctx = mp.get_context("spawn")
     rows = []

@@ -2,7 +2,7 @@
 
 Submodules: :mod:`seglab.features` (per-pixel features), :mod:`seglab.cluster` (k-means,
 mean-shift, regions), :mod:`seglab.nn` (upsampling layers), :mod:`seglab.models` (FCN, DeconvNet,
-SegNet, U-Net, FC-DenseNet), :mod:`seglab.data` (datasets, samples), :mod:`seglab.losses`,
+SegNet, U-Net, FC-DenseNet; the sliding-window baseline in :mod:`seglab.models.sliding`), :mod:`seglab.data` (datasets, samples), :mod:`seglab.losses`,
 :mod:`seglab.metrics`, :mod:`seglab.engine` (train, evaluate, predict), :mod:`seglab.viz`
 (pictures), :mod:`seglab.io` (files); the ``seglab`` command line lives in :mod:`seglab.cli`.
 """

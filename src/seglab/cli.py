@@ -28,11 +28,16 @@ examples:
   seglab segment photo.jpg --method meanshift --hs 7 --hr 6.5 --min-region-size 20 --out results
   seglab segment a.png b.png --k 2,3,5 --features lab+xy --spatial-weight 0.05 --out results
   seglab segment scan.tif --k 2 --features gray --min-region-size 20 --out results
+  seglab segment cells.png --method sliding --checkpoint runs/patch_nuclei/best.pt --stride 2
+  seglab segment cells.png --method patch-fcn --checkpoint runs/patch_nuclei/best.pt
 
 writes, for each image, RESULTS/<image stem>/: labels.png (16-bit cluster ids), overlay.png,
 mean_color.png, boundaries.png and summary.json; with several K, one sub-folder k<K>/ per K
 plus k_sweep.png, the segmentations side by side with their inertia. Mean-shift also writes
 filtered.png (every pixel replaced by its mode's colour); its labels number connected regions.
+--method sliding classifies a patch around every pixel with a trained patch classifier (slow, the
+baseline); --method patch-fcn computes the same class map in one pass with its fully
+convolutional twin. Their labels.png holds class ids; summary.json has the time.
 """
 
 DEMO_EXAMPLES = """\
@@ -104,6 +109,13 @@ def _features_arg(text: str) -> str:
     return text
 
 
+def _positive_int(text: str) -> int:
+    v = _non_negative_int(text)
+    if v == 0:
+        raise argparse.ArgumentTypeError("expected an integer >= 1, got 0")
+    return v
+
+
 def _positive_float(text: str) -> float:
     v = _non_negative_float(text)
     if v == 0:
@@ -118,9 +130,9 @@ DEFAULT_MIN_REGION = {"kmeans": 0, "meanshift": 20}
 def _add_segment_args(p: argparse.ArgumentParser, default_k: str) -> None:
     p.add_argument(
         "--method",
-        choices=["kmeans", "meanshift"],
+        choices=["kmeans", "meanshift", "sliding", "patch-fcn"],
         default="kmeans",
-        help="segmentation method (default: kmeans)",
+        help="segmentation method (default: kmeans); sliding and patch-fcn need --checkpoint",
     )
     p.add_argument(
         "--features",
@@ -172,6 +184,26 @@ def _add_segment_args(p: argparse.ArgumentParser, default_k: str) -> None:
         default="flat",
         help="mean-shift kernel (default: flat)",
     )
+    pc = p.add_argument_group("patch classifier (--method sliding | patch-fcn)")
+    pc.add_argument(
+        "--checkpoint",
+        default=None,
+        metavar="CKPT",
+        help="a patch_classifier checkpoint from 'seglab train' (e.g. configs/patch_nuclei.yaml)",
+    )
+    pc.add_argument(
+        "--stride",
+        type=_positive_int,
+        default=1,
+        help="classify every S-th pixel in each direction; the map is enlarged back by nearest "
+        "neighbour for the pictures (default: 1)",
+    )
+    pc.add_argument(
+        "--batch-size",
+        type=_positive_int,
+        default=1024,
+        help="patches per forward pass of the sliding window (default: 1024)",
+    )
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -186,7 +218,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     seg = sub.add_parser(
         "segment",
-        help="segment images by clustering their pixels",
+        help="segment images by clustering their pixels (or with a patch classifier)",
         description="Segment one or more images by clustering per-pixel features: k-means, or "
         "mean-shift in the joint spatial-range domain.",
         epilog=SEGMENT_EXAMPLES,
@@ -327,7 +359,7 @@ def _print_models(num_classes: int | None) -> None:
             (
                 name,
                 f"{n / 1e6:.2f} M ({classes} cl.)",
-                f"paper {info.paper_params:g} M",
+                "-" if info.paper_params is None else f"paper {info.paper_params:g} M",
                 f"/{info.output_stride}",
                 info.inputs,
                 info.paper,
@@ -402,6 +434,57 @@ def _meanshift(image: np.ndarray, args: argparse.Namespace):
     return summary, seg.labels_, seg.filtered_image_
 
 
+def _patch_model(args: argparse.Namespace):
+    """The patch classifier of ``--checkpoint`` (loaded once for all the images)."""
+    if getattr(args, "_patch_model", None) is None:
+        from .engine import load_checkpoint, model_from_checkpoint
+        from .engine.trainer import resolve_device
+        from .models.sliding import PatchClassifier
+
+        try:
+            model, class_map = model_from_checkpoint(load_checkpoint(args.checkpoint))
+            device = resolve_device(args.device)
+        except (ValueError, FileNotFoundError) as exc:
+            raise UsageError(str(exc)) from None
+        if not isinstance(model, PatchClassifier):
+            raise UsageError(
+                f"{args.checkpoint} holds a {type(model).__name__}, not a patch_classifier; "
+                "segment with it by 'seglab predict CHECKPOINT IMAGES'"
+            )
+        args._patch_model = (model.to(device).eval(), class_map)
+    return args._patch_model
+
+
+def _patch_classify(image: np.ndarray, args: argparse.Namespace) -> tuple[dict, np.ndarray]:
+    """Class map of a patch classifier: one patch per pixel, or the dense twin in one pass."""
+    from .models.sliding import segment_patch_fcn, segment_sliding
+
+    model, class_map = _patch_model(args)
+    s = args.stride
+    t0 = time.perf_counter()
+    try:
+        if args.method == "sliding":
+            grid = segment_sliding(
+                model, image, stride=s, batch_size=args.batch_size, progress=not args.quiet
+            ).numpy()
+        else:
+            grid = segment_patch_fcn(model, image).numpy()[::s, ::s]
+    except ValueError as exc:
+        raise UsageError(str(exc)) from None
+    seconds = time.perf_counter() - t0
+    h, w = image.shape[:2]
+    labels = np.repeat(np.repeat(grid, s, axis=0), s, axis=1)[:h, :w]
+    counts = np.bincount(grid.ravel(), minlength=class_map.num_classes)
+    summary = {
+        "classes": list(class_map.names),
+        "patch_size": model.patch_size,
+        "map_size": list(grid.shape),
+        "seconds": round(seconds, 4),
+        "pixels_per_class": {n: int(c) for n, c in zip(class_map.names, counts, strict=False)},
+    }
+    return summary, labels
+
+
 def _write_pictures(folder: Path, image: np.ndarray, labels: np.ndarray) -> None:
     from . import io, viz
 
@@ -440,6 +523,17 @@ def _process_image(path: Path, image: np.ndarray, args: argparse.Namespace, fold
         "seglab_version": __version__,
     }
     folder.mkdir(parents=True)
+    if args.method in ("sliding", "patch-fcn"):
+        params = {
+            "method": args.method,
+            "checkpoint": str(args.checkpoint),
+            "stride": args.stride,
+        }
+        summary, labels = _patch_classify(image, args)
+        _write_pictures(folder, image, labels)
+        summary = {**base, "parameters": params, **summary}
+        io.write_json(folder / "summary.json", summary)
+        return summary
     if args.method == "meanshift":
         summary, labels, filtered = _meanshift(image, args)
         _write_pictures(folder, image, labels)
@@ -551,9 +645,16 @@ def _main(argv: Sequence[str] | None = None) -> int:
         _print_models(args.num_classes)
         return 0
     if args.features is None:
-        args.features = DEFAULT_FEATURES[args.method]
+        args.features = DEFAULT_FEATURES.get(args.method)
     if args.min_region_size is None:
-        args.min_region_size = DEFAULT_MIN_REGION[args.method]
+        args.min_region_size = DEFAULT_MIN_REGION.get(args.method, 0)
+    if args.method in ("sliding", "patch-fcn") and args.checkpoint is None:
+        print(
+            f"seglab: error: --method {args.method} needs --checkpoint CKPT (a trained "
+            "patch_classifier, e.g. from 'seglab train configs/patch_nuclei.yaml')",
+            file=sys.stderr,
+        )
+        return EXIT_USAGE
     try:
         if args.command == "demo":
             from .data import sample_path

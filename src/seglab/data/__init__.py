@@ -62,6 +62,7 @@ from .datasets import (  # noqa: E402 - the datasets use nuclei() above
     FolderDataset,
     JointTransform,
     NucleiTiles,
+    PatchDataset,
     SyntheticScenes,
     synthetic_scene,
 )
@@ -73,6 +74,7 @@ __all__ = [
     "FolderDataset",
     "JointTransform",
     "NucleiTiles",
+    "PatchDataset",
     "SyntheticScenes",
     "nuclei",
     "sample_image",

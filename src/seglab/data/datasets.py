@@ -316,3 +316,83 @@ class JointTransform:
             return image, mask
         img, m = self.ops(tv_tensors.Image(image), tv_tensors.Mask(mask))
         return img.as_subclass(torch.Tensor), m.as_subclass(torch.Tensor)
+
+
+class PatchDataset(Dataset):
+    """Centre-pixel patches cut from the images of a segmentation dataset, for training a
+    :class:`~seglab.models.sliding.PatchClassifier`.
+
+    Each image is reflect-padded by ``patch_size // 2`` (as ``segment_sliding`` pads at test time)
+    and ``per_image`` centres are drawn once, with a fixed seed; pixels marked with the ignore index
+    are never centres. ``balanced`` draws the same number of centres from every class present in
+    the image (class-balanced sampling), otherwise uniformly over the pixels. Items are
+    ``(patch (C, P, P) float, label ())``; ``hflip`` / ``vflip`` flip a patch at random (the centre
+    stays the centre). ``base`` is any dataset with ``pair(i) -> (image, mask)`` and a
+    ``class_map``: the synthetic scenes, the nuclei tiles, a folder, the public readers.
+    """
+
+    def __init__(
+        self,
+        base,
+        patch_size: int,
+        per_image: int = 256,
+        balanced: bool = True,
+        seed: int = 0,
+        hflip: bool = False,
+        vflip: bool = False,
+    ) -> None:
+        if isinstance(patch_size, bool) or not isinstance(patch_size, int) or patch_size % 2 == 0:
+            raise ValueError(f"patch_size must be an odd integer, got {patch_size!r}")
+        if isinstance(per_image, bool) or not isinstance(per_image, int) or per_image < 1:
+            raise ValueError(f"per_image must be an integer >= 1, got {per_image!r}")
+        self.class_map = base.class_map
+        self.patch_size, self.hflip, self.vflip = patch_size, hflip, vflip
+        r = patch_size // 2
+        rng = np.random.default_rng(seed)
+        self.images: list[torch.Tensor] = []
+        centres, labels = [], []
+        for i in range(len(base)):
+            image, mask = base.pair(i)
+            img, m = to_tensor_pair(image, mask)
+            h, w = m.shape
+            if min(h, w) < patch_size:
+                raise ValueError(
+                    f"image {i} of the dataset is {h} x {w}, smaller than the {patch_size} x "
+                    f"{patch_size} patches; use smaller patches or larger images"
+                )
+            self.images.append(torch.nn.functional.pad(img[None], (r, r, r, r), "reflect")[0])
+            flat = m.reshape(-1).numpy()
+            valid = np.flatnonzero(flat != self.class_map.ignore_index)
+            if valid.size == 0:
+                continue
+            if balanced:
+                present = np.unique(flat[valid])
+                share = np.full(len(present), per_image // len(present))
+                share[: per_image % len(present)] += 1
+                picks = [
+                    rng.choice(valid[flat[valid] == c], size=n, replace=True)
+                    for c, n in zip(present, share, strict=True)
+                    if n
+                ]
+                pick = np.concatenate(picks)
+            else:
+                pick = rng.choice(valid, size=per_image, replace=valid.size < per_image)
+            centres.append(np.stack([np.full(pick.size, i), pick // w, pick % w], axis=1))
+            labels.append(flat[pick])
+        if not centres:
+            raise ValueError("the dataset has no labelled pixel to centre a patch on")
+        self.centres = torch.from_numpy(np.concatenate(centres))
+        self.labels = torch.from_numpy(np.concatenate(labels).astype(np.int64))
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+    def __getitem__(self, index: int) -> tuple[torch.Tensor, torch.Tensor]:
+        i, y, x = (int(v) for v in self.centres[index])
+        p = self.patch_size
+        patch = self.images[i][:, y : y + p, x : x + p]  # centre (y, x) after padding by p // 2
+        if self.hflip and torch.rand(()) < 0.5:
+            patch = patch.flip(-1)
+        if self.vflip and torch.rand(()) < 0.5:
+            patch = patch.flip(-2)
+        return patch.contiguous(), self.labels[index]

@@ -26,6 +26,8 @@ DEFAULTS: dict[str, Any] = {
         "n_val": 16,
         "n_test": 16,
         "tile": 64,  # nuclei: training tile size
+        "patches_per_image": 256,  # patch_classifier: centres drawn from each training image
+        "balanced_patches": True,  # patch_classifier: as many centres from every class present
         "crop": None,  # random crop for training
         "scale": [1.0, 1.0],  # random scale range for training
         "hflip": True,

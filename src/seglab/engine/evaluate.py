@@ -9,6 +9,7 @@ import torch
 
 from .. import io, viz
 from ..data.datasets import to_tensor_pair
+from ..models.sliding import as_dense
 from .trainer import (
     load_checkpoint,
     make_dataset,
@@ -41,6 +42,7 @@ def evaluate(
     if data_root is not None:
         cfg["data"]["root"] = str(data_root)
     model, class_map = model_from_checkpoint(ckpt)
+    model = as_dense(model)  # a patch classifier segments whole images as its dense twin
     dev = resolve_device(device)
     model.to(dev)
     dataset = make_dataset(cfg, split, train=False)
@@ -92,6 +94,7 @@ def predict(
     """Label PNG (16-bit) and overlay for each image; returns the folders written."""
     ckpt = load_checkpoint(checkpoint)
     model, class_map = model_from_checkpoint(ckpt)
+    model = as_dense(model)
     dev = resolve_device(device)
     model.to(dev).eval()
     written = []

@@ -26,12 +26,20 @@ import torch
 import torch.distributed as dist
 from torch import nn
 
-from ..data import ClassMap, FolderDataset, JointTransform, NucleiTiles, SyntheticScenes
+from ..data import (
+    ClassMap,
+    FolderDataset,
+    JointTransform,
+    NucleiTiles,
+    PatchDataset,
+    SyntheticScenes,
+)
 from ..data.public import READERS
 from ..io import atomic_write_bytes
 from ..losses import CEDiceLoss, CrossEntropyLoss, DiceLoss, median_frequency_weights
 from ..metrics import ConfusionMatrix
 from ..models import build
+from ..models.sliding import PatchClassifier, as_dense
 
 
 class TrainingError(RuntimeError):
@@ -103,12 +111,15 @@ class _WholeStrip(torch.utils.data.Dataset):
     def __len__(self) -> int:
         return 1
 
+    def pair(self, index: int):
+        if index != 0:
+            raise IndexError(index)
+        return self.strip
+
     def __getitem__(self, index: int):
         from ..data.datasets import to_tensor_pair
 
-        if index != 0:
-            raise IndexError(index)
-        return to_tensor_pair(*self.strip)
+        return to_tensor_pair(*self.pair(index))
 
 
 def make_loss(cfg: dict, train_set) -> nn.Module:
@@ -116,11 +127,14 @@ def make_loss(cfg: dict, train_set) -> nn.Module:
     weights = lc["class_weights"]
     if weights == "median_frequency":
         k = train_set.class_map.num_classes
-        counts = np.zeros(k)
-        for i in range(len(train_set)):
-            _, m = train_set.pair(i)
-            m = np.asarray(m)
-            counts += np.bincount(m[m != ignore].ravel(), minlength=k)[:k]
+        if isinstance(train_set, PatchDataset):  # the sampled centres are the training pixels
+            counts = np.bincount(train_set.labels.numpy(), minlength=k)[:k]
+        else:
+            counts = np.zeros(k)
+            for i in range(len(train_set)):
+                _, m = train_set.pair(i)
+                m = np.asarray(m)
+                counts += np.bincount(m[m != ignore].ravel(), minlength=k)[:k]
         weights = median_frequency_weights(counts)
     elif weights is not None:
         weights = torch.tensor(weights, dtype=torch.float32)
@@ -215,6 +229,7 @@ def model_from_checkpoint(ckpt: dict) -> tuple[nn.Module, ClassMap]:
 @torch.no_grad()
 def run_evaluation(model: nn.Module, dataset, class_map: ClassMap, device: torch.device) -> dict:
     """Confusion-matrix metrics of ``model`` over ``dataset`` (one image at a time, full size)."""
+    model = as_dense(model)  # a patch classifier is evaluated as its fully convolutional twin
     model.eval()
     cm = ConfusionMatrix(class_map.num_classes, class_map.ignore_index)
     for i in range(len(dataset)):
@@ -251,6 +266,17 @@ def train(
     model = build(
         cfg["model"]["name"], num_classes=class_map.num_classes, **cfg["model"]["options"]
     )
+    if isinstance(model, PatchClassifier):  # train on patches cut from the training images
+        d = cfg["data"]
+        train_set = PatchDataset(
+            make_dataset(cfg, "train", train=False),
+            model.patch_size,
+            per_image=d["patches_per_image"],
+            balanced=d["balanced_patches"],
+            seed=t["seed"],
+            hflip=d["hflip"],
+            vflip=d["vflip"],
+        )
     if cfg["model"]["pretrained"] and not resume:
         reset = load_matching(model, load_checkpoint(cfg["model"]["pretrained"])["model"])
         shown = ", ".join(reset[:8]) + (" ..." if len(reset) > 8 else "")
@@ -307,7 +333,10 @@ def train(
         for i, (x, y) in enumerate(bar):
             x, y = x.to(device), y.to(device)
             with torch.autocast(device.type, enabled=use_amp):
-                loss = criterion(net(x), y)
+                logits = net(x)
+                if logits.dim() == 2:  # a patch classifier: one centre pixel per patch
+                    logits, y = logits[..., None, None], y.view(-1, 1, 1)
+                loss = criterion(logits, y)
             if not torch.isfinite(loss):
                 raise TrainingError(
                     f"the loss became {loss.item()} at epoch {epoch + 1}, batch {i + 1}; stopped. The last "

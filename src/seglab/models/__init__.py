@@ -5,7 +5,8 @@
 >>> model = build("unet", num_classes=2, padding="valid")  # the original U-Net
 
 Every model maps a (B, in_channels, H, W) tensor to (B, num_classes, H, W) logits for any H x W
-(the valid-padding U-Net returns its documented smaller output).
+(the valid-padding U-Net returns its documented smaller output), except ``patch_classifier``, the
+sliding-window baseline, which classifies (B, C, P, P) patches (see :mod:`seglab.models.sliding`).
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from torch import nn
 from .fc_densenet import FCDenseNet, fc_densenet56, fc_densenet67, fc_densenet103
 from .fcn import FCN, FCNResNet, fcn8s, fcn16s, fcn32s
 from .segnet import DeconvNet, SegNet, deconvnet, segnet
+from .sliding import PatchClassifier, patch_classifier
 from .unet import UNet, unet, valid_output_size
 
 
@@ -31,7 +33,7 @@ class ModelInfo:
     output_stride: int
     inputs: str
     paper: str
-    paper_params: float  # millions, as the paper reports (at its number of classes)
+    paper_params: float | None  # millions, as the paper reports (at its number of classes)
     paper_classes: int
 
 
@@ -115,6 +117,17 @@ register(
         11,
     )
 )
+register(
+    ModelInfo(
+        "patch_classifier",
+        patch_classifier,
+        1,
+        "P x P patches (P = patch_size, odd); whole images via its dense twin",
+        "sliding-window baseline (Ciresan et al., NIPS 2012)",
+        None,
+        2,
+    )
+)
 
 
 def list_models() -> list[str]:
@@ -162,6 +175,7 @@ __all__ = [
     "FCDenseNet",
     "FCNResNet",
     "ModelInfo",
+    "PatchClassifier",
     "SegNet",
     "UNet",
     "build",
@@ -175,6 +189,7 @@ __all__ = [
     "fcn32s",
     "list_models",
     "model_info",
+    "patch_classifier",
     "register",
     "segnet",
     "unet",
