@@ -92,12 +92,11 @@ def bilinear_upsampler(
 
 def pad_to_multiple(x: torch.Tensor, multiple: int) -> tuple[torch.Tensor, int, int]:
     """Zero-pad the bottom and right of ``x`` to a multiple of ``multiple``; returns the padded
-    tensor and the original height and width to crop back to."""
+    tensor and the original height and width to crop back to. (No branch on the size: an
+    exported ONNX graph then pads every input size correctly.)"""
     h, w = x.shape[-2:]
     ph, pw = (-h) % multiple, (-w) % multiple
-    if ph or pw:
-        x = F.pad(x, (0, pw, 0, ph))
-    return x, h, w
+    return F.pad(x, (0, pw, 0, ph)), h, w
 
 
 def check_input(x: torch.Tensor, in_channels: int, name: str) -> None:

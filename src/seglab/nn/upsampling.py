@@ -164,9 +164,12 @@ class MaxUnpool2d(nn.Module):
                     (h, w), self.stride, self.padding, self.kernel_size, strict=True
                 )
             )
-        oh, ow = int(output_size[-2]), int(output_size[-1])
-        if int(switches.max()) >= oh * ow if switches.numel() else False:
-            raise ValueError(f"switches point outside an output of size {(oh, ow)}")
+        oh, ow = output_size[-2], output_size[-1]
+        tracing = torch.jit.is_tracing() or torch.compiler.is_compiling()
+        if not tracing:  # sizes stay symbolic when exported (ONNX), so check only when eager
+            oh, ow = int(oh), int(ow)
+            if switches.numel() and int(switches.max()) >= oh * ow:
+                raise ValueError(f"switches point outside an output of size {(oh, ow)}")
         out = x.new_zeros(b, c, oh * ow)
         out.scatter_(2, switches.flatten(2), x.flatten(2))
         return out.view(b, c, oh, ow)
