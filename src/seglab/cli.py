@@ -305,15 +305,81 @@ def build_parser() -> argparse.ArgumentParser:
     pr = sub.add_parser(
         "predict",
         help="segment images with a trained checkpoint",
-        description="Write a 16-bit label PNG, an overlay and a summary for each image.",
-        epilog="example:\n  seglab predict runs/qs/best.pt photo.png --out predictions",
+        description="Write a label map (16-bit PNG; labels.tif for TIFF input), an overlay and a "
+        "summary for each image. CHECKPOINT is a seglab checkpoint or an exported .onnx file.",
+        epilog="examples:\n  seglab predict runs/qs/best.pt photo.png --out predictions\n"
+        "  seglab predict runs/qs/best.pt slide.tif --tile 512 --overlap 0.25 --tta hflip\n"
+        "  seglab predict model.onnx slide.tif --tile 512",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     pr.add_argument("checkpoint")
     pr.add_argument("images", nargs="+", metavar="IMAGE")
     pr.add_argument("--out", default="seglab-predictions", metavar="DIR")
     pr.add_argument("--device", default="auto")
+    pr.add_argument(
+        "--tile",
+        type=_positive_int,
+        default=None,
+        metavar="N",
+        help="segment by overlapping N x N tiles, blended without seams (default: whole image)",
+    )
+    pr.add_argument(
+        "--overlap",
+        type=_fraction,
+        default=0.25,
+        help="fraction of a tile shared with its neighbours, in [0, 1) (default: 0.25)",
+    )
+    pr.add_argument(
+        "--batch-size", type=_positive_int, default=4, help="tiles per forward pass (default: 4)"
+    )
+    pr.add_argument(
+        "--weighting",
+        choices=["gaussian", "uniform"],
+        default="gaussian",
+        help="blending window inside a tile (default: gaussian)",
+    )
+    pr.add_argument(
+        "--tta",
+        type=_tta_arg,
+        default=None,
+        metavar="AUG[,AUG...]",
+        help="test-time augmentation: hflip, vflip and scales, e.g. hflip,vflip,0.75,1.25",
+    )
+    pr.add_argument("--amp", action="store_true", help="mixed precision (CUDA: float16)")
+    pr.add_argument("--quiet", action="store_true", help="no progress bar")
+
+    ex = sub.add_parser(
+        "export",
+        help="export a checkpoint to ONNX",
+        description="Export a checkpoint's network to ONNX with dynamic batch, height and width; "
+        "onnxruntime runs it on two sizes and the largest difference from PyTorch is printed. "
+        "Writes MODEL.onnx and MODEL.json (class names, input convention).",
+        epilog="example:\n  seglab export runs/qs/best.pt --format onnx --out model.onnx\n"
+        "  seglab predict model.onnx big.tif --tile 512   # runs through onnxruntime",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    ex.add_argument("checkpoint")
+    ex.add_argument("--format", choices=["onnx"], default="onnx")
+    ex.add_argument("--out", default=None, help="output file (default: CHECKPOINT with .onnx)")
+    ex.add_argument("--opset", type=_positive_int, default=17, help="ONNX opset (default: 17)")
     return parser
+
+
+def _fraction(text: str) -> float:
+    v = _non_negative_float(text)
+    if v >= 1:
+        raise argparse.ArgumentTypeError(f"expected a fraction in [0, 1), got {text}")
+    return v
+
+
+def _tta_arg(text: str) -> str:
+    from .inference import parse_tta
+
+    try:
+        parse_tta(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+    return text
 
 
 def _run_engine(args: argparse.Namespace) -> int:
@@ -342,8 +408,54 @@ def _run_engine(args: argparse.Namespace) -> int:
         for f in args.images:
             if not Path(f).is_file():
                 raise UsageError(f"image file not found: {f}")
-        folders = predict(args.checkpoint, args.images, args.out, args.device)
+        stems = [Path(f).stem for f in args.images]
+        dupes = sorted({s for s in stems if stems.count(s) > 1})
+        if dupes:
+            raise UsageError(
+                f"several input images share the name {dupes[0]!r}; their outputs would collide"
+            )
+        folders = predict(
+            args.checkpoint,
+            args.images,
+            args.out,
+            args.device,
+            tile=args.tile,
+            overlap=args.overlap,
+            batch_size=args.batch_size,
+            tta=args.tta,
+            weighting=args.weighting,
+            amp=args.amp,
+            progress=not args.quiet,
+        )
         print(f"seglab: wrote {len(folders)} predictions to {Path(args.out).resolve()}")
+    return 0
+
+
+def _run_export(args: argparse.Namespace) -> int:
+    from . import io
+    from .engine import load_checkpoint, model_from_checkpoint
+    from .inference import export_onnx
+
+    ckpt = load_checkpoint(args.checkpoint)
+    model, class_map = model_from_checkpoint(ckpt)
+    target = Path(args.out) if args.out else Path(args.checkpoint).with_suffix(".onnx")
+    report = export_onnx(model, target, opset=args.opset)
+    io.write_json(
+        target.with_suffix(".json"),
+        {
+            "model": ckpt["config"]["model"]["name"],
+            "classes": list(class_map.names),
+            "input": "image: float32 (B, 3, H, W), RGB scaled to [0, 1]; any B, H, W",
+            "output": "logits: float32 (B, classes, H, W)",
+            "checked_sizes": report["sizes"],
+            "max_abs_diff": report["max_abs_diff"],
+        },
+    )
+    diffs = ", ".join(
+        f"{h}x{w}: {d:.2e}"
+        for (h, w), d in zip(report["sizes"], report["max_abs_diff"], strict=True)
+    )
+    print(f"seglab: wrote {target.resolve()} (onnxruntime vs PyTorch max abs difference {diffs})")
     return 0
 
 
@@ -632,9 +744,9 @@ def _main(argv: Sequence[str] | None = None) -> int:
     if args.command is None:
         parser.print_help()
         return EXIT_USAGE
-    if args.command in ("train", "evaluate", "predict"):
+    if args.command in ("train", "evaluate", "predict", "export"):
         try:
-            return _run_engine(args)
+            return _run_export(args) if args.command == "export" else _run_engine(args)
         except (UsageError, ValueError, FileNotFoundError) as exc:
             print(f"seglab: error: {exc}", file=sys.stderr)
             return EXIT_USAGE

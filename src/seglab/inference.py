@@ -46,7 +46,14 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-__all__ = ["estimate_memory", "export_onnx", "load_onnx", "parse_tta", "predict_tiled"]
+__all__ = [
+    "estimate_memory",
+    "export_onnx",
+    "load_onnx",
+    "open_image",
+    "parse_tta",
+    "predict_tiled",
+]
 
 _TIFF = (".tif", ".tiff")
 
@@ -61,7 +68,7 @@ class _Source:
     def __init__(self, image: Any) -> None:
         self.chw = False
         if isinstance(image, (str, os.PathLike)):
-            image = _open_image_file(Path(image))
+            image = open_image(Path(image))
         if isinstance(image, torch.Tensor):
             if image.dim() == 2:
                 image = image[None]
@@ -97,7 +104,10 @@ class _Source:
         return np.asarray(self.array[y0:y1, x0:x1])
 
 
-def _open_image_file(path: Path) -> np.ndarray:
+def open_image(path: str | os.PathLike) -> np.ndarray:
+    """An image file as an array without reading more than needed: an uncompressed TIFF becomes
+    a read-only memory map (regions are read on access), other formats are decoded whole."""
+    path = Path(path)
     if not path.exists():
         raise FileNotFoundError(f"image file not found: {path}")
     if path.suffix.lower() in _TIFF:
@@ -660,7 +670,7 @@ def export_onnx(
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".onnx", dir=path.parent)
     os.close(fd)
     example = torch.rand(1, c, *sizes[0], device=dev)
-    wrapped = _LogitsOnly(model)
+    wrapped = _LogitsOnly(model).eval()  # the exporter restores this mode afterwards
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import json
+import math
 from pathlib import Path
 
 import numpy as np
 import torch
 
 from .. import io, viz
-from ..data.datasets import to_tensor_pair
 from ..models.sliding import as_dense
 from .trainer import (
     load_checkpoint,
@@ -89,32 +90,94 @@ def evaluate(
 
 
 def predict(
-    checkpoint: str | Path, images: list[str | Path], out: str | Path, device: str = "auto"
+    checkpoint: str | Path,
+    images: list[str | Path],
+    out: str | Path,
+    device: str = "auto",
+    tile: int | None = None,
+    overlap: float = 0.25,
+    batch_size: int = 4,
+    tta=None,
+    weighting: str = "gaussian",
+    amp: bool = False,
+    progress: bool = False,
 ) -> list[Path]:
-    """Label PNG (16-bit) and overlay for each image; returns the folders written."""
-    ckpt = load_checkpoint(checkpoint)
-    model, class_map = model_from_checkpoint(ckpt)
-    model = as_dense(model)
+    """Label map (16-bit PNG; ``labels.tif`` for TIFF input, written by region), overlay and
+    summary for each image. ``tile`` segments by overlapping tiles (see
+    :func:`seglab.inference.predict_tiled`); ``tta`` adds flips / scales, e.g. ``"hflip"``.
+    Returns the folders written."""
+    import time
+
+    from ..inference import predict_tiled
+
     dev = resolve_device(device)
-    model.to(dev).eval()
+    if str(checkpoint).lower().endswith(".onnx"):  # an exported model: onnxruntime runs it
+        from ..inference import load_onnx
+
+        model = load_onnx(checkpoint, str(dev))
+        meta = Path(checkpoint).with_suffix(".json")
+        names = json.loads(meta.read_text())["classes"] if meta.is_file() else None
+    else:
+        net, class_map = model_from_checkpoint(load_checkpoint(checkpoint))
+        model = as_dense(net).to(dev).eval()
+        names = list(class_map.names)
     written = []
-    with torch.no_grad():
-        for path in images:
-            image = io.read_image(path)
-            x, _ = to_tensor_pair(image, np.zeros(image.shape[:2], np.int64))
-            labels = model(x.unsqueeze(0).to(dev)).argmax(1)[0].cpu().numpy()
-            folder = Path(out) / Path(path).stem
+    for path in images:
+        path = Path(path)
+        image = _read_large(path)
+        h, w = image.shape[:2]
+        folder = Path(out) / path.stem
+        folder.mkdir(parents=True, exist_ok=True)
+        tiff = path.suffix.lower() in (".tif", ".tiff")
+        t0 = time.perf_counter()
+        labels = predict_tiled(
+            model,
+            image,
+            tile=tile or (h, w),
+            overlap=overlap,
+            batch_size=batch_size,
+            weighting=weighting,
+            tta=tta,
+            device=dev,
+            amp=amp,
+            out=folder / "labels.tif" if tiff else None,
+            progress=progress,
+        )
+        seconds = time.perf_counter() - t0
+        if not tiff:
             io.write_labels(folder / "labels.png", labels)
-            io.write_image(folder / "overlay.png", viz.overlay(image, labels, 0.5))
-            io.write_json(
-                folder / "summary.json",
-                {
-                    "image": str(path),
-                    "classes": list(class_map.names),
-                    "pixels_per_class": np.bincount(
-                        labels.ravel(), minlength=class_map.num_classes
-                    ).tolist(),
-                },
-            )
-            written.append(folder)
+        step = max(1, math.ceil(math.sqrt(h * w / _PREVIEW_PIXELS)))  # big images: a preview
+        preview = np.asarray(image[::step, ::step])
+        io.write_image(folder / "overlay.png", viz.overlay(preview, labels[::step, ::step], 0.5))
+        counts = np.zeros(len(names) if names else 1, np.int64)
+        for y in range(0, h, 1024):  # by bands: the label map may be a memory map
+            band = np.bincount(np.asarray(labels[y : y + 1024]).ravel(), minlength=len(counts))
+            counts = np.pad(counts, (0, len(band) - len(counts))) + band
+        io.write_json(
+            folder / "summary.json",
+            {
+                "image": str(path),
+                "height": h,
+                "width": w,
+                "classes": names or [str(i) for i in range(len(counts))],
+                "pixels_per_class": counts.tolist(),
+                "labels": "labels.tif" if tiff else "labels.png",
+                "overlay_scale": 1 / step,
+                "tile": tile,
+                "overlap": overlap if tile else None,
+                "tta": tta,
+                "seconds": round(seconds, 3),
+            },
+        )
+        written.append(folder)
     return written
+
+
+_PREVIEW_PIXELS = 16e6  # overlays of larger images are drawn on a subsampled preview
+
+
+def _read_large(path: Path) -> np.ndarray:
+    """An image as an array; an uncompressed TIFF as a memory map (read by region)."""
+    from ..inference import open_image
+
+    return open_image(path)
