@@ -10,8 +10,8 @@ own.
 1. 1024 x 1024: ``model(image)`` in one pass vs ``predict_tiled`` (tile 512, overlap 0.25 and
    0.5): time and the largest probability difference.
 2. 8000 x 8000 RGB TIFF (the nuclei image tiled, written uncompressed): ``predict_tiled`` reading
-   the input by region (memory map) and writing ``labels.tif`` by region; time per megapixel and
-   peak resident memory against the 2 GB bound.
+   the input by rows (``TiffRows``: one row of tiles at a time) and writing ``labels.tif`` through
+   a memory map; time per megapixel and peak resident memory against the 2 GB bound.
 3. Time per 512 x 512 tile (batch of 4): PyTorch eager vs the exported ONNX model in onnxruntime.
 
     python benchmarks/inference.py --write
@@ -153,7 +153,7 @@ def main() -> None:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     ap.add_argument("--size", type=int, default=8000, help="side of the large image")
-    ap.add_argument("--batch-size", type=int, default=4)
+    ap.add_argument("--batch-size", type=int, default=2, help="tiles per pass, large image")
     ap.add_argument("--write", action="store_true")
     args = ap.parse_args()
 

@@ -298,3 +298,53 @@ def test_cli_predict_tiled_tta_and_export(tmp_path, capsys):
     rc = main(["predict", str(tmp_path / "gray.pt"), str(tmp_path / "big.png"), "--quiet"])
     err = capsys.readouterr().err
     assert rc == 2 and "channel" in err and len(err.strip().splitlines()) == 1
+
+
+def test_a_torchvision_segmentation_model_runs_tiled():
+    import torchvision
+
+    torch.manual_seed(0)
+    model = torchvision.models.segmentation.lraspp_mobilenet_v3_large(
+        weights=None, weights_backbone=None, num_classes=3
+    ).eval()
+    image = _image(100, 130)
+    labels = predict_tiled(model, image, tile=64, overlap=0.25, batch_size=2)
+    assert labels.shape == (100, 130) and labels.max() < 3
+    probs = predict_tiled(model, image, tile=256, output="probs")  # one tile: the whole image
+    x = torch.from_numpy(image.transpose(2, 0, 1) / 255.0).float()[None]
+    with torch.no_grad():
+        whole = model(x)["out"].softmax(1)[0].numpy()
+    np.testing.assert_allclose(probs, whole, atol=1e-5)
+
+
+def test_tiff_rows_reads_regions_of_uncompressed_tiffs(tmp_path):
+    import tifffile
+
+    from seglab.inference import TiffRows, open_image
+
+    gray = np.random.default_rng(0).integers(0, 65535, (37, 53), dtype=np.uint16)
+    rgb = np.random.default_rng(1).integers(0, 255, (37, 53, 3), dtype=np.uint8)
+    cases = {
+        "gray.tif": (gray, {}),
+        "big_endian.tif": (gray, {"byteorder": ">"}),
+        "strips.tif": (rgb, {"rowsperstrip": 5}),
+    }
+    for name, (array, kwargs) in cases.items():
+        tifffile.imwrite(tmp_path / name, array, **kwargs)
+        r = open_image(tmp_path / name)
+        assert isinstance(r, TiffRows) and r.shape == array.shape
+        np.testing.assert_array_equal(r[3:9, 5:20], array[3:9, 5:20])
+        np.testing.assert_array_equal(r[::4, ::3], array[::4, ::3])
+        np.testing.assert_array_equal(np.asarray(r), array)
+    # compressed or planar files are decoded whole, as (H, W, C)
+    tifffile.imwrite(tmp_path / "zip.tif", rgb, compression="zlib")
+    np.testing.assert_array_equal(open_image(tmp_path / "zip.tif"), rgb)
+    tifffile.imwrite(
+        tmp_path / "planar.tif", rgb.transpose(2, 0, 1), planarconfig="separate", photometric="rgb"
+    )
+    np.testing.assert_array_equal(open_image(tmp_path / "planar.tif"), rgb)
+    model = _small_rf_model()
+    np.testing.assert_array_equal(
+        predict_tiled(model, tmp_path / "gray.tif", tile=16),
+        predict_tiled(model, gray, tile=16),
+    )

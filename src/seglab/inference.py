@@ -47,6 +47,7 @@ import torch.nn.functional as F
 from torch import nn
 
 __all__ = [
+    "TiffRows",
     "estimate_memory",
     "export_onnx",
     "load_onnx",
@@ -79,9 +80,9 @@ class _Source:
             self.chw = True
             self.array = image.detach().cpu()
             c, h, w = self.array.shape
-        elif isinstance(image, np.ndarray):
+        elif isinstance(image, (np.ndarray, TiffRows)):
             if image.ndim == 2:
-                image = image[..., None]
+                image = image[..., None] if isinstance(image, np.ndarray) else image.as_3d()
             if image.ndim != 3:
                 raise ValueError(
                     f"an image array must be (H, W) or (H, W, C), got shape {image.shape}"
@@ -101,25 +102,87 @@ class _Source:
         """The raw region: (h, w, C) array, or (C, h, w) tensor for tensor input."""
         if self.chw:
             return self.array[:, y0:y1, x0:x1]
+        if isinstance(self.array, TiffRows):  # read the whole row of tiles once, then slice
+            return self.array.rows(y0, y1)[:, x0:x1]
         return np.asarray(self.array[y0:y1, x0:x1])
 
 
-def open_image(path: str | os.PathLike) -> np.ndarray:
-    """An image file as an array without reading more than needed: an uncompressed TIFF becomes
-    a read-only memory map (regions are read on access), other formats are decoded whole."""
+class TiffRows:
+    """An uncompressed, contiguous TIFF image read by rows on demand, array-like: ``shape``,
+    ``dtype``, ``ndim`` and ``[rows, cols]`` indexing return numpy arrays. Only the rows asked for
+    are read (with one seek), and the last block of rows is cached, so tiles of one row share a
+    read; nothing stays mapped, so the resident memory is one row of tiles, not the file."""
+
+    def __init__(self, path: Path, offset: int, shape: tuple[int, ...], dtype) -> None:
+        self.path, self.offset = path, offset
+        self.shape, self.dtype = tuple(shape), np.dtype(dtype)
+        self.ndim = len(self.shape)
+        self._row_bytes = int(np.prod(self.shape[1:])) * self.dtype.itemsize
+        self._cache: tuple[int, int, np.ndarray] | None = None
+
+    def as_3d(self) -> TiffRows:
+        """The same file seen as (H, W, 1): a gray image with its channel axis."""
+        return TiffRows(self.path, self.offset, (*self.shape, 1), self.dtype)
+
+    def rows(self, y0: int, y1: int) -> np.ndarray:
+        if self._cache is not None and self._cache[0] <= y0 and y1 <= self._cache[1]:
+            c0, _, block = self._cache
+            return block[y0 - c0 : y1 - c0]
+        with open(self.path, "rb") as f:
+            f.seek(self.offset + y0 * self._row_bytes)
+            data = f.read((y1 - y0) * self._row_bytes)
+        block = np.frombuffer(data, self.dtype).reshape(y1 - y0, *self.shape[1:])
+        self._cache = (y0, y1, block)
+        return block
+
+    def __getitem__(self, key) -> np.ndarray:
+        key = key if isinstance(key, tuple) else (key,)
+        rows = key[0] if isinstance(key[0], slice) else slice(key[0], key[0] + 1)
+        start, stop, step = rows.indices(self.shape[0])
+        if step == 1:
+            block = self.rows(start, max(start, stop))
+        else:
+            block = np.stack([self.rows(y, y + 1)[0] for y in range(start, stop, step)])
+        out = block[(slice(None), *key[1:])]
+        return out if isinstance(key[0], slice) else out[0]
+
+    def __array__(self, dtype=None, copy=None) -> np.ndarray:
+        out = self.rows(0, self.shape[0])
+        return out.astype(dtype) if dtype is not None else out
+
+
+def open_image(path: str | os.PathLike):
+    """An image file as an array without reading more than needed: an uncompressed, contiguous
+    TIFF becomes a :class:`TiffRows` (rows read on demand); compressed TIFFs and other formats
+    (PNG, JPEG: no random access) are decoded whole."""
     path = Path(path)
     if not path.exists():
         raise FileNotFoundError(f"image file not found: {path}")
     if path.suffix.lower() in _TIFF:
         import tifffile
 
-        try:  # uncompressed TIFF: a memory map, so only the tiles' pixels are ever read
-            return tifffile.memmap(path, mode="r")
-        except (ValueError, OSError, TypeError):
-            try:
-                return tifffile.imread(path)
-            except Exception as exc:
-                raise ValueError(f"{path} could not be read as a TIFF: {exc}") from None
+        try:
+            with tifffile.TiffFile(path) as tif:
+                series = tif.series[0]
+                page = tif.pages[0]
+                shape = series.shape
+                dtype = np.dtype(series.dtype).newbyteorder(tif.byteorder)
+                readable = (
+                    len(tif.pages) == 1
+                    and bool(page.is_contiguous)
+                    and int(page.compression) == 1  # none
+                    and int(page.planarconfig) == 1  # pixels interleaved: (H, W, C) rows
+                    and len(shape) in (2, 3)
+                )
+                offset = int(page.dataoffsets[0]) if readable else 0
+            if readable:
+                return TiffRows(path, offset, shape, dtype)
+            array = tifffile.imread(path)
+            if array.ndim == 3 and array.shape[0] in (3, 4) and array.shape[-1] not in (3, 4):
+                array = np.moveaxis(array, 0, -1)  # planar (C, H, W) storage -> (H, W, C)
+            return array
+        except Exception as exc:
+            raise ValueError(f"{path} could not be read as a TIFF: {exc}") from None
     from .io import read_image
 
     return read_image(path)  # PNG/JPEG cannot be read by region: decoded whole
