@@ -98,7 +98,7 @@ def main() -> None:
         args.models.split(",")
         if args.models
         else [
-            *(m for m in list_models() if m != "patch_classifier"),  # see sliding_window.py
+            *(m for m in list_models() if m not in ("patch_classifier", "mask_rcnn")),
             "fcn8s:resnet50",
             *REFERENCES,
         ]

@@ -47,7 +47,7 @@ PAPER = {
 
 
 def test_registry_lists_every_model():
-    assert sorted([*NAMES, "patch_classifier"]) == list_models()
+    assert sorted([*NAMES, "mask_rcnn", "patch_classifier"]) == list_models()
 
 
 @pytest.mark.parametrize("name", NAMES)

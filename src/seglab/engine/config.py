@@ -13,11 +13,15 @@ import yaml
 #: an error ("model.options" is free-form: it goes to the model builder).
 DEFAULTS: dict[str, Any] = {
     "data": {
-        "dataset": "synthetic",  # synthetic | nuclei | folder | voc | camvid | cityscapes | ade20k | coco
+        # synthetic | nuclei | folder | voc | camvid | cityscapes | ade20k | coco (semantic);
+        # nuclei_instances | coco_instances | instance_folder (instances, for mask_rcnn)
+        "dataset": "synthetic",
         "root": None,  # folder: the dataset folder
         "classes": None,  # folder: class names, index = mask value
         "ignore_index": 255,
         "augmented": False,  # voc: train on the SBD-augmented list
+        "annotations": None,  # coco_instances: {train: a.json, val: b.json, test: c.json}
+        "bad_annotations": "raise",  # coco_instances: raise | skip (reported by annotation id)
         "train_split": "train",
         "val_split": "val",
         "test_split": "test",
@@ -64,7 +68,11 @@ _CHOICES = {
         "cityscapes",
         "ade20k",
         "coco",
+        "nuclei_instances",
+        "coco_instances",
+        "instance_folder",
     ),
+    "data.bad_annotations": ("raise", "skip"),
     "loss.name": ("ce", "dice", "ce+dice"),
     "optimizer.name": ("adamw", "sgd"),
     "schedule.name": ("poly", "cosine", "constant"),
@@ -136,7 +144,8 @@ def _validate(cfg: dict) -> dict:
     ):
         raise ConfigError("data.dataset 'folder' needs data.root and data.classes")
     if (
-        cfg["data"]["dataset"] in ("voc", "camvid", "cityscapes", "ade20k", "coco")
+        cfg["data"]["dataset"]
+        in ("voc", "camvid", "cityscapes", "ade20k", "coco", "coco_instances", "instance_folder")
         and not cfg["data"]["root"]
     ):
         raise ConfigError(

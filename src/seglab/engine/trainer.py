@@ -34,11 +34,12 @@ from ..data import (
     PatchDataset,
     SyntheticScenes,
 )
+from ..data.instances import instance_collate
 from ..data.public import READERS
 from ..io import atomic_write_bytes
 from ..losses import CEDiceLoss, CrossEntropyLoss, DiceLoss, median_frequency_weights
 from ..metrics import ConfusionMatrix
-from ..models import build
+from ..models import build, is_instance_model
 from ..models.sliding import PatchClassifier, as_dense
 
 
@@ -73,6 +74,8 @@ def make_dataset(cfg: dict, split: str, train: bool):
         return SyntheticScenes(
             n, tuple(d["size"]), seed=cfg["train"]["seed"] + offsets[split], transform=transform
         )
+    if d["dataset"] in INSTANCE_DATASETS:
+        return _instance_dataset(cfg, split, train)
     if d["dataset"] == "nuclei":
         if train:
             return NucleiTiles("train", d["tile"], stride=d["tile"] // 2, transform=transform)
@@ -99,6 +102,31 @@ def make_dataset(cfg: dict, split: str, train: bool):
             "data.crop (e.g. 256) or train.batch_size=1"
         )
     return dataset
+
+
+INSTANCE_DATASETS = ("nuclei_instances", "coco_instances", "instance_folder")
+
+
+def _instance_dataset(cfg: dict, split: str, train: bool):
+    from ..data.instances import CocoInstances, InstanceFlips, InstanceFolder, NucleiInstances
+
+    d = cfg["data"]
+    transform = InstanceFlips(d["hflip"], d["vflip"]) if train else None
+    if d["dataset"] == "nuclei_instances":
+        if train:
+            return NucleiInstances("train", d["tile"], d["tile"] // 2, transform)
+        return NucleiInstances(split)
+    sub = {"train": d["train_split"], "val": d["val_split"], "test": d["test_split"]}[split]
+    if d["dataset"] == "instance_folder":
+        return InstanceFolder(d["root"], sub or None, tuple(d["classes"] or ("object",)), transform)
+    annotations = d["annotations"] or {}
+    if split not in annotations:
+        raise ValueError(
+            f"data.annotations has no {split!r} entry: give the COCO JSON of each split, e.g. "
+            "{train: ann/train.json, val: ann/val.json}"
+        )
+    root = Path(d["root"]) / sub if sub and (Path(d["root"]) / sub).is_dir() else d["root"]
+    return CocoInstances(root, annotations[split], transform, bad=d["bad_annotations"])
 
 
 class _WholeStrip(torch.utils.data.Dataset):
@@ -172,10 +200,14 @@ def make_schedule(cfg: dict, optimizer: torch.optim.Optimizer, total_iters: int)
     return torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
 
 
-def _loader(dataset, order: torch.Tensor, batch_size: int, num_workers: int):
+def _loader(dataset, order: torch.Tensor, batch_size: int, num_workers: int, collate=None):
     """Batches in the given order; worker processes (if any) load and augment in parallel."""
     return torch.utils.data.DataLoader(
-        dataset, batch_size=batch_size, sampler=order.tolist(), num_workers=num_workers
+        dataset,
+        batch_size=batch_size,
+        sampler=order.tolist(),
+        num_workers=num_workers,
+        collate_fn=collate,
     )
 
 
@@ -228,7 +260,10 @@ def model_from_checkpoint(ckpt: dict) -> tuple[nn.Module, ClassMap]:
 
 @torch.no_grad()
 def run_evaluation(model: nn.Module, dataset, class_map: ClassMap, device: torch.device) -> dict:
-    """Confusion-matrix metrics of ``model`` over ``dataset`` (one image at a time, full size)."""
+    """Confusion-matrix metrics of ``model`` over ``dataset`` (one image at a time, full size);
+    for an instance model, COCO box / mask AP and instance F1 (:func:`run_instance_evaluation`)."""
+    if is_instance_model(model):
+        return run_instance_evaluation(model, dataset, device)[0]
     model = as_dense(model)  # a patch classifier is evaluated as its fully convolutional twin
     model.eval()
     cm = ConfusionMatrix(class_map.num_classes, class_map.ignore_index)
@@ -237,6 +272,39 @@ def run_evaluation(model: nn.Module, dataset, class_map: ClassMap, device: torch
         logits = model(x.unsqueeze(0).to(device))
         cm.update(logits.argmax(1)[0], y.to(device))
     return cm.compute()
+
+
+@torch.no_grad()
+def run_instance_evaluation(
+    model: nn.Module,
+    dataset,
+    device: torch.device,
+    score_threshold: float = 0.5,
+    mask_threshold: float = 0.5,
+) -> tuple[dict, list[dict]]:
+    """COCO box and mask AP / AP50 / AP75 (pycocotools, every detection) and instance F1 at IoU
+    0.5 (detections scoring at least ``score_threshold``), pooled over ``dataset``; returns the
+    metrics and the per-image outputs (on CPU)."""
+    from ..metrics import _f1_counts, coco_metrics, instance_f1
+
+    model.eval()
+    targets, outputs = [], []
+    tp = fp = fn = 0
+    for i in range(len(dataset)):
+        x, t = dataset[i]
+        out = {k: v.cpu() for k, v in model([x.to(device)])[0].items()}
+        targets.append(t)
+        outputs.append(out)
+        keep = out["scores"] >= score_threshold
+        counts = instance_f1(
+            (out["masks"][keep, 0] > mask_threshold).numpy(), t["masks"].numpy().astype(bool)
+        )
+        tp, fp, fn = tp + counts["tp"], fp + counts["fp"], fn + counts["fn"]
+    metrics = coco_metrics(targets, outputs, mask_threshold)
+    f1 = _f1_counts(tp, fp, fn)
+    metrics |= {"f1_50": f1["f1"], "precision_50": f1["precision"], "recall_50": f1["recall"]}
+    metrics |= {"tp": tp, "fp": fp, "fn": fn}
+    return metrics, outputs
 
 
 def train(
@@ -294,7 +362,8 @@ def train(
     use_amp = device.type == "cuda" if t["amp"] == "auto" else bool(t["amp"])
     if (t["channels_last"] == "auto" and device.type == "cuda") or t["channels_last"] is True:
         model = model.to(memory_format=torch.channels_last)
-    criterion = make_loss(cfg, train_set).to(device)
+    instance = is_instance_model(model)  # Mask R-CNN: lists in, its own five losses out
+    criterion = None if instance else make_loss(cfg, train_set).to(device)
     optimizer = make_optimizer(cfg, model)
     steps_per_epoch = math.ceil(len(train_set) / t["batch_size"] / t["grad_accum"])
     scheduler = make_schedule(cfg, optimizer, steps_per_epoch * t["epochs"])
@@ -319,7 +388,13 @@ def train(
         if world > 1:  # each process takes its share of every global batch
             order = _rank_share(order, t["batch_size"], world, rank)
         n_batches = math.ceil(len(order) / (t["batch_size"] // world))
-        batches = _loader(train_set, order, t["batch_size"] // world, t["num_workers"])
+        batches = _loader(
+            train_set,
+            order,
+            t["batch_size"] // world,
+            t["num_workers"],
+            instance_collate if instance else None,
+        )
         bar = tqdm(
             batches,
             total=n_batches,
@@ -327,16 +402,24 @@ def train(
             disable=not progress,
             leave=False,
         )
-        losses = []
+        losses, terms = [], {}
         started = time.perf_counter()
         optimizer.zero_grad(set_to_none=True)
         for i, (x, y) in enumerate(bar):
-            x, y = x.to(device), y.to(device)
             with torch.autocast(device.type, enabled=use_amp):
-                logits = net(x)
-                if logits.dim() == 2:  # a patch classifier: one centre pixel per patch
-                    logits, y = logits[..., None, None], y.view(-1, 1, 1)
-                loss = criterion(logits, y)
+                if instance:  # loss terms: RPN objectness and box, classifier, box, mask
+                    x = [img.to(device) for img in x]
+                    y = [{k: _to(v, device) for k, v in tgt.items()} for tgt in y]
+                    parts = net(x, y)
+                    loss = sum(parts.values())
+                    for k, v in parts.items():
+                        terms.setdefault(k, []).append(v.item())
+                else:
+                    x, y = x.to(device), y.to(device)
+                    logits = net(x)
+                    if logits.dim() == 2:  # a patch classifier: one centre pixel per patch
+                        logits, y = logits[..., None, None], y.view(-1, 1, 1)
+                    loss = criterion(logits, y)
             if not torch.isfinite(loss):
                 raise TrainingError(
                     f"the loss became {loss.item()} at epoch {epoch + 1}, batch {i + 1}; stopped. The last "
@@ -361,16 +444,19 @@ def train(
             "train_loss": float(np.mean(losses)),
             "lr": scheduler.get_last_lr()[0],
             "seconds": time.perf_counter() - started,
-        }
+        } | {k: float(np.mean(v)) for k, v in terms.items()}
         if rank != 0:  # one process evaluates and writes; the others wait for it
             dist.barrier()
             continue
         if (epoch + 1) % t["eval_every"] == 0 or epoch + 1 == t["epochs"]:
             metrics = run_evaluation(model, val_set, class_map, device)
-            row |= {
-                k: metrics[k] for k in ("pixel_accuracy", "mean_accuracy", "mean_iou", "fw_iou")
-            }
-            row["iou"] = metrics["iou"]
+            if instance:
+                row |= {k: metrics[k] for k in INSTANCE_FIELDS}
+            else:
+                row |= {
+                    k: metrics[k] for k in ("pixel_accuracy", "mean_accuracy", "mean_iou", "fw_iou")
+                }
+                row["iou"] = metrics["iou"]
         _log(out, row)
         if board is not None:
             for key, value in row.items():
@@ -389,8 +475,9 @@ def train(
             "class_map": class_map.to_dict(),
             "metrics": {k: v for k, v in row.items()},
         }
-        if "mean_iou" in row and row["mean_iou"] > best_miou:
-            best_miou = row["mean_iou"]
+        score = row.get("mask_ap50" if instance else "mean_iou")  # what "best" means
+        if score is not None and score > best_miou:
+            best_miou = score
             state["best_miou"] = best_miou
             save_checkpoint(out / "best.pt", state)
         save_checkpoint(out / "last.pt", state)
@@ -447,6 +534,15 @@ def _rank_share(order: torch.Tensor, global_batch: int, world: int, rank: int) -
     return order[:full].view(-1, world, per)[:, rank].reshape(-1)
 
 
+INSTANCE_FIELDS = (
+    "mask_ap",
+    "mask_ap50",
+    "mask_ap75",
+    "box_ap",
+    "box_ap50",
+    "box_ap75",
+    "f1_50",
+)
 _CSV_FIELDS = [
     "epoch",
     "train_loss",
@@ -456,7 +552,17 @@ _CSV_FIELDS = [
     "mean_accuracy",
     "mean_iou",
     "fw_iou",
+    "loss_objectness",
+    "loss_rpn_box_reg",
+    "loss_classifier",
+    "loss_box_reg",
+    "loss_mask",
+    *INSTANCE_FIELDS,
 ]
+
+
+def _to(value, device: torch.device):
+    return value.to(device) if isinstance(value, torch.Tensor) else value
 
 
 def _log(out: Path, row: dict) -> None:

@@ -19,6 +19,7 @@ from torch import nn
 
 from .fc_densenet import FCDenseNet, fc_densenet56, fc_densenet67, fc_densenet103
 from .fcn import FCN, FCNResNet, fcn8s, fcn16s, fcn32s
+from .mask_rcnn import is_instance_model, mask_rcnn
 from .segnet import DeconvNet, SegNet, deconvnet, segnet
 from .sliding import PatchClassifier, patch_classifier
 from .unet import UNet, unet, valid_output_size
@@ -128,6 +129,17 @@ register(
         2,
     )
 )
+register(
+    ModelInfo(
+        "mask_rcnn",
+        mask_rcnn,
+        4,
+        "list of (3, H, W) images; instances out (boxes, labels, scores, masks)",
+        "He, Gkioxari, Dollár & Girshick, ICCV 2017",
+        None,
+        91,
+    )
+)
 
 
 def list_models() -> list[str]:
@@ -187,7 +199,9 @@ __all__ = [
     "fcn8s",
     "fcn16s",
     "fcn32s",
+    "is_instance_model",
     "list_models",
+    "mask_rcnn",
     "model_info",
     "patch_classifier",
     "register",

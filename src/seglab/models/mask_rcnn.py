@@ -1,0 +1,203 @@
+"""Mask R-CNN (He et al., ICCV 2017), assembled from torchvision's detection parts.
+
+The lecture's picture, part by part (attribute of the returned model in brackets):
+
+* **CNN on the whole image**: a ResNet-18/34/50 with a feature pyramid (FPN) on top, giving
+  feature maps at strides 4 to 64 [``backbone``];
+* **region proposal network**: at every position of every pyramid level, anchors of a few sizes
+  and aspect ratios are scored object / not object and regressed to boxes; the best, after
+  non-maximum suppression, are the regions of interest [``rpn``, anchors in
+  ``rpn.anchor_generator``];
+* **RoI Align**: each region's features are sampled bilinearly into a fixed grid, without the
+  rounding of RoI pooling, from the pyramid level that suits its size [``roi_heads.box_roi_pool``,
+  ``roi_heads.mask_roi_pool``];
+* **classification and box regression** per region (Faster R-CNN's head) [``roi_heads.box_head``,
+  ``roi_heads.box_predictor``];
+* **mask prediction**: a small FCN on each region's features predicts a ``C x 28 x 28`` mask (one
+  per class; the predicted class's is used), pasted back into the image at the box
+  [``roi_heads.mask_head``, ``roi_heads.mask_predictor``]. ``mask_resolution=56`` doubles the RoI
+  Align grid for finer masks.
+
+Input: a list of (3, H, W) float tensors in [0, 1] (sizes may differ; the model normalises and
+resizes them to ``min_size`` / ``max_size`` itself). Training: ``model(images, targets)`` with
+targets ``{"boxes": (N, 4) xyxy, "labels": (N,), "masks": (N, H, W) uint8}`` returns the five
+losses. Evaluation: a list of ``{"boxes", "labels", "scores", "masks": (N, 1, H, W) float}``.
+``num_classes`` counts the background (class 0): one kind of object is ``num_classes=2``.
+"""
+
+from __future__ import annotations
+
+import os
+import warnings
+from collections.abc import Sequence
+from pathlib import Path
+
+import torch
+from torch import nn
+
+BACKBONES = ("resnet18", "resnet34", "resnet50")
+#: torchvision's Mask R-CNN ResNet-50 FPN head layers that depend on the number of classes
+CLASS_LAYERS = ("roi_heads.box_predictor", "roi_heads.mask_predictor.mask_fcn_logits")
+
+
+def mask_rcnn(
+    num_classes: int = 2,
+    in_channels: int = 3,
+    backbone: str = "resnet50",
+    anchor_sizes: Sequence[int] | Sequence[Sequence[int]] = (32, 64, 128, 256, 512),
+    aspect_ratios: Sequence[float] = (0.5, 1.0, 2.0),
+    mask_resolution: int = 28,
+    detections_per_img: int = 100,
+    min_size: int = 800,
+    max_size: int = 1333,
+    score_thresh: float = 0.05,
+    weights: str | os.PathLike | None = None,
+    weights_backbone: str | os.PathLike | None = None,
+    trainable_backbone_layers: int | None = None,
+) -> nn.Module:
+    """Build a Mask R-CNN: ``build("mask_rcnn", num_classes=2, backbone="resnet18")``.
+
+    Parameters
+    ----------
+    num_classes
+        Object classes plus the background (COCO: 91 with torchvision's category ids).
+    backbone
+        ``resnet18``, ``resnet34`` or ``resnet50``, each with an FPN.
+    anchor_sizes
+        One size per pyramid level (5 levels, strides 4..64), or a tuple of sizes per level.
+        Small objects (cells: 8-30 pixels) want e.g. ``(8, 16, 32, 64, 128)``.
+    aspect_ratios
+        Height / width ratios of the anchors, the same at every level.
+    mask_resolution
+        28 (the paper) or 56 (finer masks: RoI Align at 28 x 28, then the head's 2x upsampling).
+    detections_per_img, min_size, max_size, score_thresh
+        Detections kept per image, the internal resize (shorter side to ``min_size`` unless the
+        longer would exceed ``max_size``), and the lowest score reported.
+    weights
+        A torchvision enum name (``"MaskRCNN_ResNet50_FPN_Weights.COCO_V1"``, needs the file in
+        the torch hub cache: nothing is downloaded here) or a local ``.pth`` state dict / seglab
+        checkpoint. Layers whose shape differs (the box and mask predictors when the class count
+        differs) are re-initialised; their names are in ``model.reinitialized_`` and a warning.
+    weights_backbone
+        ImageNet weights for the ResNet: enum name (``"ResNet50_Weights.IMAGENET1K_V1"``) or a
+        local state dict. With any weights, batch norm is frozen, as torchvision does.
+    trainable_backbone_layers
+        ResNet stages that learn (0-5); default 3 with weights, 5 from scratch.
+    """
+    from torchvision.models import resnet
+    from torchvision.models.detection import MaskRCNN
+    from torchvision.models.detection.anchor_utils import AnchorGenerator
+    from torchvision.models.detection.backbone_utils import _resnet_fpn_extractor
+    from torchvision.ops import MultiScaleRoIAlign
+    from torchvision.ops import misc as misc_nn_ops
+
+    if in_channels != 3:
+        raise ValueError(
+            f"mask_rcnn takes RGB images (in_channels=3), got in_channels={in_channels}"
+        )
+    if backbone not in BACKBONES:
+        raise ValueError(f"backbone must be one of {', '.join(BACKBONES)}, got {backbone!r}")
+    if mask_resolution not in (28, 56):
+        raise ValueError(f"mask_resolution must be 28 or 56, got {mask_resolution!r}")
+    if isinstance(num_classes, bool) or not isinstance(num_classes, int) or num_classes < 2:
+        raise ValueError(
+            f"num_classes counts the background: one kind of object is 2, got {num_classes!r}"
+        )
+    sizes = tuple(tuple(s) if isinstance(s, (tuple, list)) else (int(s),) for s in anchor_sizes)
+    if len(sizes) != 5:
+        raise ValueError(
+            f"anchor_sizes needs one entry per FPN level (5, strides 4..64), got {len(sizes)}"
+        )
+    ratios = tuple(float(r) for r in aspect_ratios)
+    if not ratios or any(r <= 0 for r in ratios):
+        raise ValueError(f"aspect_ratios must be positive numbers, got {aspect_ratios!r}")
+
+    pretrained = weights is not None or weights_backbone is not None
+    layers = trainable_backbone_layers
+    if layers is None:
+        layers = 3 if pretrained else 5
+    if not 0 <= layers <= 5:
+        raise ValueError(f"trainable_backbone_layers must be in 0..5, got {layers}")
+    norm = misc_nn_ops.FrozenBatchNorm2d if pretrained else nn.BatchNorm2d
+    trunk = getattr(resnet, backbone)(weights=None, norm_layer=norm)
+    if weights_backbone is not None:
+        state = _state_dict(weights_backbone, "weights_backbone")
+        missing = _load_matching(trunk, state)
+        if len(missing) == len(trunk.state_dict()):
+            raise ValueError(f"weights_backbone {weights_backbone} holds no {backbone} layer")
+    features = _resnet_fpn_extractor(trunk, layers)
+    model = MaskRCNN(
+        features,
+        num_classes=num_classes,
+        min_size=min_size,
+        max_size=max_size,
+        rpn_anchor_generator=AnchorGenerator(sizes, (ratios,) * len(sizes)),
+        mask_roi_pool=MultiScaleRoIAlign(
+            ["0", "1", "2", "3"], output_size=mask_resolution // 2, sampling_ratio=2
+        ),
+        box_detections_per_img=detections_per_img,
+        box_score_thresh=score_thresh,
+    )
+    if len(ratios) != 3:  # the RPN head predicts one score per anchor shape at each position
+        from torchvision.models.detection.rpn import RPNHead
+
+        model.rpn.head = RPNHead(256, len(ratios) * max(len(s) for s in sizes))
+    model.reinitialized_ = []
+    if weights is not None:
+        state = _state_dict(weights, "weights")
+        reset = _load_matching(model, state)
+        if len(reset) == len(model.state_dict()):
+            raise ValueError(f"weights {weights} hold no layer of this Mask R-CNN")
+        model.reinitialized_ = reset
+        if reset:
+            shown = ", ".join(reset[:6]) + (" ..." if len(reset) > 6 else "")
+            warnings.warn(
+                f"mask_rcnn: {len(reset)} tensors re-initialised (shape or name differs from "
+                f"the weights, e.g. for another number of classes): {shown}",
+                stacklevel=2,
+            )
+    return model
+
+
+def _state_dict(source, name: str) -> dict:
+    """A state dict from a local file (a plain state dict or a seglab checkpoint) or from a
+    torchvision weights enum name whose file is already in the torch hub cache."""
+    path = Path(str(source))
+    if path.suffix in (".pth", ".pt", ".bin") or path.exists():
+        if not path.is_file():
+            raise FileNotFoundError(f"{name} file not found: {path}")
+        state = torch.load(path, map_location="cpu", weights_only=True)
+        if isinstance(state, dict) and "model" in state and isinstance(state["model"], dict):
+            state = state["model"]  # a seglab checkpoint
+        if not isinstance(state, dict):
+            raise ValueError(f"{path} does not hold a state dict")
+        return state
+    from torchvision.models import get_weight
+
+    try:
+        enum = get_weight(str(source))
+    except (ValueError, KeyError, AttributeError):
+        raise ValueError(
+            f"{name}={source!r} is neither a file nor a torchvision weights name such as "
+            "'ResNet50_Weights.IMAGENET1K_V1'"
+        ) from None
+    try:
+        return enum.get_state_dict(progress=False, check_hash=True)
+    except Exception as exc:
+        raise ValueError(
+            f"{name}={source!r}: the weights are not in the torch hub cache and cannot be "
+            f"downloaded here ({type(exc).__name__}); download {enum.url} elsewhere and pass "
+            "the local file"
+        ) from None
+
+
+def _load_matching(model: nn.Module, state: dict) -> list[str]:
+    own = model.state_dict()
+    fits = {k: v for k, v in state.items() if k in own and own[k].shape == v.shape}
+    model.load_state_dict(fits, strict=False)
+    return sorted(k for k in own if k not in fits)
+
+
+def is_instance_model(model: nn.Module) -> bool:
+    """Whether ``model`` is a detection model with torchvision's interface (lists in, dicts out)."""
+    return hasattr(model, "roi_heads") and hasattr(model, "rpn")
