@@ -309,7 +309,10 @@ def build_parser() -> argparse.ArgumentParser:
         "summary for each image. CHECKPOINT is a seglab checkpoint or an exported .onnx file.",
         epilog="examples:\n  seglab predict runs/qs/best.pt photo.png --out predictions\n"
         "  seglab predict runs/qs/best.pt slide.tif --tile 512 --overlap 0.25 --tta hflip\n"
-        "  seglab predict model.onnx slide.tif --tile 512",
+        "  seglab predict model.onnx slide.tif --tile 512\n"
+        "  seglab predict --model mask_rcnn runs/cells/best.pt cells.png --score-threshold 0.6\n"
+        "instance models write instances.png (16-bit ids), instances.json (COCO results, RLE), "
+        "overlay.png and, with --semantic, semantic.png",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     pr.add_argument("checkpoint")
@@ -347,6 +350,30 @@ def build_parser() -> argparse.ArgumentParser:
     )
     pr.add_argument("--amp", action="store_true", help="mixed precision (CUDA: float16)")
     pr.add_argument("--quiet", action="store_true", help="no progress bar")
+    inst = pr.add_argument_group("instance models (mask_rcnn)")
+    inst.add_argument(
+        "--model",
+        default=None,
+        metavar="NAME",
+        help="the model the checkpoint must hold (e.g. mask_rcnn); a clear error otherwise",
+    )
+    inst.add_argument(
+        "--score-threshold",
+        type=_fraction,
+        default=0.5,
+        help="keep instances scoring at least this (default: 0.5)",
+    )
+    inst.add_argument(
+        "--mask-threshold",
+        type=_fraction,
+        default=0.5,
+        help="mask probability that counts as inside (default: 0.5)",
+    )
+    inst.add_argument(
+        "--semantic",
+        action="store_true",
+        help="also write semantic.png: each pixel the class of its best instance",
+    )
 
     ex = sub.add_parser(
         "export",
@@ -426,6 +453,10 @@ def _run_engine(args: argparse.Namespace) -> int:
             weighting=args.weighting,
             amp=args.amp,
             progress=not args.quiet,
+            model_name=args.model,
+            score_threshold=args.score_threshold,
+            mask_threshold=args.mask_threshold,
+            semantic=args.semantic,
         )
         print(f"seglab: wrote {len(folders)} predictions to {Path(args.out).resolve()}")
     return 0

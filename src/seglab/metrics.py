@@ -133,8 +133,9 @@ def instance_f1(pred_masks, gt_masks, iou_threshold: float = 0.5) -> dict[str, f
     instance matches at most one predicted instance with IoU > ``iou_threshold`` (greedily, best
     IoU first). Returns tp, fp, fn, precision, recall and ``f1 = 2 tp / (2 tp + fp + fn)``.
     Masks are (N, H, W) boolean arrays; sum the counts of several images for a pooled F1."""
-    p = np.asarray(pred_masks, dtype=bool).reshape(len(pred_masks), -1)
-    g = np.asarray(gt_masks, dtype=bool).reshape(len(gt_masks), -1)
+    p, g = np.asarray(pred_masks, dtype=bool), np.asarray(gt_masks, dtype=bool)
+    p = p.reshape(p.shape[0], int(np.prod(p.shape[1:])))  # (N, pixels), N may be 0
+    g = g.reshape(g.shape[0], int(np.prod(g.shape[1:])))
     tp = 0
     if len(p) and len(g):
         inter = p.astype(np.float32) @ g.T.astype(np.float32)

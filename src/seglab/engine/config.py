@@ -14,7 +14,7 @@ import yaml
 DEFAULTS: dict[str, Any] = {
     "data": {
         # synthetic | nuclei | folder | voc | camvid | cityscapes | ade20k | coco (semantic);
-        # nuclei_instances | coco_instances | instance_folder (instances, for mask_rcnn)
+        # nuclei_instances | coco_instances | instance_folder | synthetic_instances (mask_rcnn)
         "dataset": "synthetic",
         "root": None,  # folder: the dataset folder
         "classes": None,  # folder: class names, index = mask value
@@ -50,6 +50,7 @@ DEFAULTS: dict[str, Any] = {
         "amp": "auto",  # auto (on for CUDA) | true | false
         "channels_last": "auto",
         "eval_every": 1,
+        "save_every": 1,  # epochs between checkpoints (the last epoch is always saved)
         "seed": 0,
         "device": "auto",
         "num_workers": 0,
@@ -71,6 +72,7 @@ _CHOICES = {
         "nuclei_instances",
         "coco_instances",
         "instance_folder",
+        "synthetic_instances",
     ),
     "data.bad_annotations": ("raise", "skip"),
     "loss.name": ("ce", "dice", "ce+dice"),
@@ -126,7 +128,13 @@ def _validate(cfg: dict) -> dict:
             raise ConfigError(
                 f"{dotted} must be one of {', '.join(choices)}; got {cfg[section][key]!r}"
             )
-    positive = ("train.epochs", "train.batch_size", "train.grad_accum", "train.eval_every")
+    positive = (
+        "train.epochs",
+        "train.batch_size",
+        "train.grad_accum",
+        "train.eval_every",
+        "train.save_every",
+    )
     for dotted in positive:
         section, key = dotted.split(".")
         v = cfg[section][key]

@@ -10,6 +10,7 @@ import numpy as np
 import torch
 
 from .. import io, viz
+from ..models import is_instance_model
 from ..models.sliding import as_dense
 from .trainer import (
     load_checkpoint,
@@ -47,6 +48,8 @@ def evaluate(
     dev = resolve_device(device)
     model.to(dev)
     dataset = make_dataset(cfg, split, train=False)
+    if is_instance_model(model):
+        return _evaluate_instances(model, dataset, class_map, dev, split, checkpoint, Path(out))
     metrics = run_evaluation(model, dataset, class_map, dev)
     metrics["classes"] = list(class_map.names)
     metrics["split"] = split
@@ -89,6 +92,94 @@ def evaluate(
     return metrics
 
 
+def _evaluate_instances(model, dataset, class_map, dev, split, checkpoint, out: Path) -> dict:
+    """metrics.json (COCO box / mask AP, AP50, AP75; F1, precision, recall at IoU 0.5) and
+    instances_<i>.png for the first images: the image, the true and the predicted instances."""
+    from ..instances import instances_from_output, instances_to_labels, overlay_instances
+    from .trainer import run_instance_evaluation
+
+    metrics, outputs = run_instance_evaluation(model, dataset, dev)
+    metrics |= {"classes": list(class_map.names), "split": split, "checkpoint": str(checkpoint)}
+    io.write_json(out / "metrics.json", metrics)
+    for i in range(min(4, len(dataset))):
+        x, target = dataset[i]
+        image = (x.permute(1, 2, 0).numpy() * 255).round().astype(np.uint8)
+        shape = image.shape[:2]
+        truth = np.zeros(shape, np.int64)
+        for j, m in enumerate(target["masks"].numpy().astype(bool)):
+            truth[m] = j + 1
+        found = instances_from_output(outputs[i], 0.5, 0.5)
+        pred = instances_to_labels(sorted(found, key=lambda f: -f.score), shape)
+        panel = np.concatenate(
+            [
+                image,
+                overlay_instances(image, truth),
+                overlay_instances(image, pred.astype(np.int64)),
+            ],
+            axis=1,
+        )
+        io.write_image(out / f"instances_{i}.png", panel)
+    return metrics
+
+
+def _predict_instances(model, class_map, image_paths, out, dev, options: dict) -> list[Path]:
+    """instances.png (16-bit ids, best score = 1), instances.json (COCO results: RLE masks and
+    scores), overlay.png (a colour per instance), semantic.png on request, summary.json."""
+    import time
+
+    from ..instances import (
+        instances_to_labels,
+        instances_to_semantic,
+        overlay_instances,
+        predict_instances,
+        to_coco_results,
+    )
+
+    written = []
+    for image_id, path in enumerate(image_paths):
+        path = Path(path)
+        image = io.read_image(path)
+        shape = image.shape[:2]
+        t0 = time.perf_counter()
+        found = predict_instances(
+            model,
+            image,
+            score_threshold=options["score_threshold"],
+            mask_threshold=options["mask_threshold"],
+            tile=options["tile"],
+            overlap=options["overlap"],
+            device=dev,
+            progress=options["progress"],
+        )
+        seconds = time.perf_counter() - t0
+        folder = Path(out) / path.stem
+        labels = instances_to_labels(found, shape)
+        io.write_labels(folder / "instances.png", labels)
+        io.write_json(folder / "instances.json", to_coco_results(found, shape, image_id))
+        io.write_image(folder / "overlay.png", overlay_instances(image, labels.astype(np.int64)))
+        if options["semantic"]:
+            io.write_labels(folder / "semantic.png", instances_to_semantic(found, shape))
+        per_class = np.bincount([f.label for f in found], minlength=class_map.num_classes)
+        io.write_json(
+            folder / "summary.json",
+            {
+                "image": str(path),
+                "height": int(shape[0]),
+                "width": int(shape[1]),
+                "instances": len(found),
+                "instances_per_class": {
+                    n: int(c) for n, c in zip(class_map.names, per_class, strict=False)
+                },
+                "score_threshold": options["score_threshold"],
+                "mask_threshold": options["mask_threshold"],
+                "tile": options["tile"],
+                "seconds": round(seconds, 3),
+            },
+        )
+        written.append(folder)
+    return written
+
+
 def predict(
     checkpoint: str | Path,
     images: list[str | Path],
@@ -101,6 +192,10 @@ def predict(
     weighting: str = "gaussian",
     amp: bool = False,
     progress: bool = False,
+    model_name: str | None = None,
+    score_threshold: float = 0.5,
+    mask_threshold: float = 0.5,
+    semantic: bool = False,
 ) -> list[Path]:
     """Label map (16-bit PNG; ``labels.tif`` for TIFF input, written by region), overlay and
     summary for each image. ``tile`` segments by overlapping tiles (see
@@ -118,7 +213,24 @@ def predict(
         meta = Path(checkpoint).with_suffix(".json")
         names = json.loads(meta.read_text())["classes"] if meta.is_file() else None
     else:
-        net, class_map = model_from_checkpoint(load_checkpoint(checkpoint))
+        ckpt = load_checkpoint(checkpoint)
+        held = ckpt["config"]["model"]["name"]
+        if model_name is not None and held != model_name:
+            raise ValueError(
+                f"{checkpoint} holds a {held} model, not {model_name}; drop --model or pass the "
+                f"checkpoint of a {model_name}"
+            )
+        net, class_map = model_from_checkpoint(ckpt)
+        if is_instance_model(net):
+            options = {
+                "score_threshold": score_threshold,
+                "mask_threshold": mask_threshold,
+                "tile": tile,
+                "overlap": overlap,
+                "semantic": semantic,
+                "progress": progress,
+            }
+            return _predict_instances(net.to(dev), class_map, images, out, dev, options)
         model = as_dense(net).to(dev).eval()
         names = list(class_map.names)
     written = []

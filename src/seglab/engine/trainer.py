@@ -104,14 +104,26 @@ def make_dataset(cfg: dict, split: str, train: bool):
     return dataset
 
 
-INSTANCE_DATASETS = ("nuclei_instances", "coco_instances", "instance_folder")
+INSTANCE_DATASETS = ("nuclei_instances", "coco_instances", "instance_folder", "synthetic_instances")
 
 
 def _instance_dataset(cfg: dict, split: str, train: bool):
-    from ..data.instances import CocoInstances, InstanceFlips, InstanceFolder, NucleiInstances
+    from ..data.instances import (
+        CocoInstances,
+        InstanceFlips,
+        InstanceFolder,
+        NucleiInstances,
+        SyntheticInstances,
+    )
 
     d = cfg["data"]
     transform = InstanceFlips(d["hflip"], d["vflip"]) if train else None
+    if d["dataset"] == "synthetic_instances":
+        n = {"train": d["n_train"], "val": d["n_val"], "test": d["n_test"]}[split]
+        offset = {"train": 0, "val": 100_000, "test": 200_000}[split]
+        return SyntheticInstances(
+            n, tuple(d["size"]), seed=cfg["train"]["seed"] + offset, transform=transform
+        )
     if d["dataset"] == "nuclei_instances":
         if train:
             return NucleiInstances("train", d["tile"], d["tile"] // 2, transform)
@@ -480,7 +492,8 @@ def train(
             best_miou = score
             state["best_miou"] = best_miou
             save_checkpoint(out / "best.pt", state)
-        save_checkpoint(out / "last.pt", state)
+        if (epoch + 1) % t["save_every"] == 0 or epoch + 1 == t["epochs"]:
+            save_checkpoint(out / "last.pt", state)
         if progress:
             shown = ", ".join(f"{k} {v:.4f}" for k, v in row.items() if isinstance(v, float))
             print(f"epoch {epoch + 1}/{t['epochs']}: {shown}", flush=True)

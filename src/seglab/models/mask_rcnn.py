@@ -54,6 +54,7 @@ def mask_rcnn(
     weights: str | os.PathLike | None = None,
     weights_backbone: str | os.PathLike | None = None,
     trainable_backbone_layers: int | None = None,
+    **detector_options,
 ) -> nn.Module:
     """Build a Mask R-CNN: ``build("mask_rcnn", num_classes=2, backbone="resnet18")``.
 
@@ -83,6 +84,10 @@ def mask_rcnn(
         local state dict. With any weights, batch norm is frozen, as torchvision does.
     trainable_backbone_layers
         ResNet stages that learn (0-5); default 3 with weights, 5 from scratch.
+    detector_options
+        Passed to torchvision's ``MaskRCNN``: e.g. ``rpn_pre_nms_top_n_train``,
+        ``rpn_post_nms_top_n_test``, ``box_batch_size_per_image`` (fewer proposals and sampled
+        regions make small CPU runs several times faster), ``box_nms_thresh``.
     """
     from torchvision.models import resnet
     from torchvision.models.detection import MaskRCNN
@@ -137,6 +142,7 @@ def mask_rcnn(
         ),
         box_detections_per_img=detections_per_img,
         box_score_thresh=score_thresh,
+        **detector_options,
     )
     if len(ratios) != 3:  # the RPN head predicts one score per anchor shape at each position
         from torchvision.models.detection.rpn import RPNHead
