@@ -421,15 +421,26 @@ def _run_engine(args: argparse.Namespace) -> int:
                 f"seglab: checkpoints in {Path(cfg['out']).resolve()} "
                 f"(validation mean IoU {metrics['mean_iou']:.4f})"
             )
+        elif "mask_ap50" in metrics:
+            print(
+                f"seglab: checkpoints in {Path(cfg['out']).resolve()} (validation mask AP50 "
+                f"{metrics['mask_ap50']:.4f}, F1@0.5 {metrics['f1_50']:.4f})"
+            )
     elif args.command == "evaluate":
         m = evaluate(args.checkpoint, args.split, args.out, args.data, args.device)
         names = m["classes"]
-        print(
-            f"{args.split}: pixel accuracy {m['pixel_accuracy']:.4f}  mean accuracy {m['mean_accuracy']:.4f}  "
-            f"mean IoU {m['mean_iou']:.4f}  f.w. IoU {m['fw_iou']:.4f}"
-        )
-        for name, iou in zip(names, m["iou"], strict=True):
-            print(f"  {name:20s} IoU {iou:.4f}")
+        if "mask_ap" in m:  # an instance model
+            print(
+                f"{args.split}: mask AP {m['mask_ap']:.4f}  AP50 {m['mask_ap50']:.4f}  "
+                f"AP75 {m['mask_ap75']:.4f}  box AP {m['box_ap']:.4f}  F1@0.5 {m['f1_50']:.4f}"
+            )
+        else:
+            print(
+                f"{args.split}: pixel accuracy {m['pixel_accuracy']:.4f}  mean accuracy "
+                f"{m['mean_accuracy']:.4f}  mean IoU {m['mean_iou']:.4f}  f.w. IoU {m['fw_iou']:.4f}"
+            )
+            for name, iou in zip(names, m["iou"], strict=True):
+                print(f"  {name:20s} IoU {iou:.4f}")
         print(f"seglab: wrote {Path(args.out).resolve() / 'metrics.json'}")
     else:
         for f in args.images:

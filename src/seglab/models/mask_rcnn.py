@@ -34,6 +34,7 @@ from pathlib import Path
 
 import torch
 from torch import nn
+from torchvision.models.detection.transform import GeneralizedRCNNTransform, resize_boxes
 
 BACKBONES = ("resnet18", "resnet34", "resnet50")
 #: torchvision's Mask R-CNN ResNet-50 FPN head layers that depend on the number of classes
@@ -51,6 +52,7 @@ def mask_rcnn(
     min_size: int = 800,
     max_size: int = 1333,
     score_thresh: float = 0.05,
+    image_scale: float | None = None,
     weights: str | os.PathLike | None = None,
     weights_backbone: str | os.PathLike | None = None,
     trainable_backbone_layers: int | None = None,
@@ -74,6 +76,10 @@ def mask_rcnn(
     detections_per_img, min_size, max_size, score_thresh
         Detections kept per image, the internal resize (shorter side to ``min_size`` unless the
         longer would exceed ``max_size``), and the lowest score reported.
+    image_scale
+        Resize every image by this fixed factor instead (``min_size`` / ``max_size`` unused): for
+        tiles and images of varying size whose objects have a known pixel size (microscopy), so
+        training tiles and whole test images are seen at the same magnification.
     weights
         A torchvision enum name (``"MaskRCNN_ResNet50_FPN_Weights.COCO_V1"``, needs the file in
         the torch hub cache: nothing is downloaded here) or a local ``.pth`` state dict / seglab
@@ -144,6 +150,11 @@ def mask_rcnn(
         box_score_thresh=score_thresh,
         **detector_options,
     )
+    if image_scale is not None:
+        if not image_scale > 0:
+            raise ValueError(f"image_scale must be a positive number, got {image_scale!r}")
+        t = model.transform
+        model.transform = FixedScaleTransform(float(image_scale), t.image_mean, t.image_std)
     if len(ratios) != 3:  # the RPN head predicts one score per anchor shape at each position
         from torchvision.models.detection.rpn import RPNHead
 
@@ -163,6 +174,34 @@ def mask_rcnn(
                 stacklevel=2,
             )
     return model
+
+
+class FixedScaleTransform(GeneralizedRCNNTransform):
+    """torchvision's detection transform (normalise, batch, map outputs back to the input) with
+    every image resized by a fixed ``scale`` rather than to a minimum side."""
+
+    def __init__(self, scale: float, image_mean, image_std) -> None:
+        super().__init__(1, 1, image_mean, image_std)
+        self.scale = scale
+
+    def resize(self, image, target=None):
+        h, w = image.shape[-2:]
+        if self.scale != 1.0:
+            size = (max(1, round(h * self.scale)), max(1, round(w * self.scale)))
+            image = nn.functional.interpolate(
+                image[None], size=size, mode="bilinear", align_corners=False
+            )[0]
+        if target is None:
+            return image, target
+        target["boxes"] = resize_boxes(target["boxes"], (h, w), image.shape[-2:])
+        if "masks" in target and self.scale != 1.0 and len(target["masks"]):
+            target["masks"] = nn.functional.interpolate(
+                target["masks"][:, None].float(), size=image.shape[-2:]
+            )[:, 0].byte()
+        return image, target
+
+    def __repr__(self) -> str:
+        return f"FixedScaleTransform(scale={self.scale})"
 
 
 def _state_dict(source, name: str) -> dict:
