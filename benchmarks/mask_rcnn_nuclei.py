@@ -29,7 +29,7 @@ import torch
 
 from seglab.data.instances import NucleiInstances
 from seglab.engine import evaluate, load_checkpoint, load_config, model_from_checkpoint, train
-from seglab.metrics import _f1_counts, coco_metrics, instance_f1
+from seglab.metrics import coco_metrics, instance_f1
 
 try:
     from _results import RESULTS, best_time, write_section

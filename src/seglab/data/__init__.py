@@ -66,16 +66,28 @@ from .datasets import (  # noqa: E402 - the datasets use nuclei() above
     SyntheticScenes,
     synthetic_scene,
 )
+from .instances import (  # noqa: E402
+    CocoInstances,
+    InstanceFolder,
+    NucleiInstances,
+    SyntheticInstances,
+    instance_collate,
+)
 
 __all__ = [
     "NUCLEI_CLASSES",
     "NUCLEI_SPLITS",
     "ClassMap",
+    "CocoInstances",
     "FolderDataset",
+    "InstanceFolder",
     "JointTransform",
+    "NucleiInstances",
     "NucleiTiles",
     "PatchDataset",
+    "SyntheticInstances",
     "SyntheticScenes",
+    "instance_collate",
     "nuclei",
     "sample_image",
     "sample_path",
