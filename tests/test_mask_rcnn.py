@@ -425,3 +425,18 @@ def test_cli_predicts_instances(trained, tmp_path, capsys):
         ]
     )
     assert rc == 2 and "holds a mask_rcnn" in capsys.readouterr().err
+
+
+def test_images_without_instances_train_as_background_and_fixed_scale():
+    model = build("mask_rcnn", num_classes=2, image_scale=2.0, **{**FAST, "min_size": 64})
+    empty = {
+        "boxes": torch.zeros(0, 4),
+        "labels": torch.zeros(0, dtype=torch.int64),
+        "masks": torch.zeros(0, 48, 40, dtype=torch.uint8),
+    }
+    losses = model.train()([torch.rand(3, 48, 40)], [empty])
+    assert all(torch.isfinite(v) for v in losses.values())
+    assert losses["loss_mask"] == 0 and losses["loss_box_reg"] == 0  # nothing to fit but "no"
+    with torch.no_grad():
+        out = model.eval()([torch.rand(3, 48, 40)])[0]
+    assert out["masks"].shape[-2:] == (48, 40)  # mapped back from the 2x magnified image
