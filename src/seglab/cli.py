@@ -99,14 +99,25 @@ def _non_negative_int(text: str) -> int:
     return v
 
 
-def _features_arg(text: str) -> str:
-    from .features import parse_features
+def _checked_by(module: str, function: str):
+    """An argparse type that keeps the text if ``seglab.<module>.<function>(text)`` accepts it
+    (imported when first used: the CLI starts fast) and turns its ValueError into the message."""
 
-    try:
-        parse_features(text)
-    except ValueError as exc:
-        raise argparse.ArgumentTypeError(str(exc)) from None
-    return text
+    def parse(text: str) -> str:
+        import importlib
+
+        check = getattr(importlib.import_module(f".{module}", __package__), function)
+        try:
+            check(text)
+        except ValueError as exc:
+            raise argparse.ArgumentTypeError(str(exc)) from None
+        return text
+
+    return parse
+
+
+_features_arg = _checked_by("features", "parse_features")
+_tta_arg = _checked_by("inference", "parse_tta")
 
 
 def _positive_int(text: str) -> int:
@@ -397,16 +408,6 @@ def _fraction(text: str) -> float:
     if v >= 1:
         raise argparse.ArgumentTypeError(f"expected a fraction in [0, 1), got {text}")
     return v
-
-
-def _tta_arg(text: str) -> str:
-    from .inference import parse_tta
-
-    try:
-        parse_tta(text)
-    except ValueError as exc:
-        raise argparse.ArgumentTypeError(str(exc)) from None
-    return text
 
 
 def _run_engine(args: argparse.Namespace) -> int:
