@@ -26,8 +26,8 @@ memory, beyond the model's own activations for ``batch_size`` tiles, is about::
 
 The output can itself live on disk: ``out="labels.tif"`` (or ``.npy``) writes into a memory-mapped
 file, so an 8000 x 8000 image is labelled in well under 2 GB. ``max_memory`` (bytes, or a string
-like ``"2GB"``) checks the estimate above, without the model's activations, before any work and
-says what to change when it does not fit.
+like ``"2GB"``) checks the estimate above, without the model's activations, before the output
+is allocated, and says what to change when it does not fit.
 """
 
 from __future__ import annotations
@@ -513,7 +513,8 @@ def predict_tiled(
     out
         None (a new array), an array to fill, or a ``.tif``/``.npy`` path to memory-map.
     max_memory
-        Bytes (or "2GB"): refuse up front if seglab's own buffers would not fit.
+        Bytes (or "2GB"): refuse, once the first batch tells the class count and before any
+        output is allocated, if seglab's own buffers would not fit.
     align
         Tile starts are multiples of this (the network's output stride; 32 suits seglab's and
         torchvision's models), so each tile sees the pooling grid of the whole image.
