@@ -412,6 +412,20 @@ def test_cli_predicts_instances(trained, tmp_path, capsys):
     assert {"segmentation", "score", "bbox", "category_id"} <= set(results[0])
     assert read_labels(folder / "semantic.png").max() <= 2
     assert (folder / "overlay.png").is_file()
+    # ONNX: the inference model exports with dynamic sizes, checked by onnxruntime on two sizes
+    pytest.importorskip("onnxruntime")
+    rc = main(["export", str(trained / "last.pt"), "--out", str(tmp_path / "mrcnn.onnx")])
+    assert rc == 0 and "max abs difference" in capsys.readouterr().out
+    meta = json.loads((tmp_path / "mrcnn.json").read_text())
+    assert max(meta["max_abs_diff"]) < 0.05 and "masks" in meta["output"]
+    import onnxruntime as ort
+
+    session = ort.InferenceSession(str(tmp_path / "mrcnn.onnx"))
+    x = torch.from_numpy(image.transpose(2, 0, 1) / 255.0).float()
+    _, _, scores, onnx_masks = session.run(None, {"image": x.numpy()})
+    assert (scores >= 0.5).sum() >= len(masks) and onnx_masks.shape[-2:] == (128, 128)
+    rc = main(["predict", str(tmp_path / "mrcnn.onnx"), str(tmp_path / "scene.png")])
+    assert rc == 2 and "Mask R-CNN" in capsys.readouterr().err
     # a checkpoint of another model
     rc = main(
         [

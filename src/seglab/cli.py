@@ -483,13 +483,24 @@ def _run_export(args: argparse.Namespace) -> int:
     model, class_map = model_from_checkpoint(ckpt)
     target = Path(args.out) if args.out else Path(args.checkpoint).with_suffix(".onnx")
     report = export_onnx(model, target, opset=args.opset)
+    from .models import is_instance_model
+
+    if is_instance_model(model):
+        spec = {
+            "input": "image: float32 (3, H, W), RGB scaled to [0, 1], one image; any H, W",
+            "output": "boxes (N, 4) xyxy, labels (N,), scores (N,), masks (N, 1, H, W)",
+        }
+    else:
+        spec = {
+            "input": "image: float32 (B, 3, H, W), RGB scaled to [0, 1]; any B, H, W",
+            "output": "logits: float32 (B, classes, H, W)",
+        }
     io.write_json(
         target.with_suffix(".json"),
         {
             "model": ckpt["config"]["model"]["name"],
             "classes": list(class_map.names),
-            "input": "image: float32 (B, 3, H, W), RGB scaled to [0, 1]; any B, H, W",
-            "output": "logits: float32 (B, classes, H, W)",
+            **spec,
             "checked_sizes": report["sizes"],
             "max_abs_diff": report["max_abs_diff"],
         },

@@ -210,6 +210,11 @@ def predict(
         from ..inference import load_onnx
 
         model = load_onnx(checkpoint, str(dev))
+        if "masks" in [o.name for o in model.get_outputs()]:
+            raise ValueError(
+                f"{checkpoint} is an exported Mask R-CNN (outputs boxes, labels, scores, masks): "
+                "run it with onnxruntime directly, or predict from its seglab checkpoint"
+            )
         meta = Path(checkpoint).with_suffix(".json")
         names = json.loads(meta.read_text())["classes"] if meta.is_file() else None
     else:

@@ -186,10 +186,13 @@ class FixedScaleTransform(GeneralizedRCNNTransform):
 
     def resize(self, image, target=None):
         h, w = image.shape[-2:]
-        if self.scale != 1.0:
-            size = (max(1, round(h * self.scale)), max(1, round(w * self.scale)))
+        if self.scale != 1.0:  # a scale factor, not Python-int sizes: traces (ONNX) for any size
             image = nn.functional.interpolate(
-                image[None], size=size, mode="bilinear", align_corners=False
+                image[None],
+                scale_factor=self.scale,
+                mode="bilinear",
+                recompute_scale_factor=True,
+                align_corners=False,
             )[0]
         if target is None:
             return image, target
