@@ -206,8 +206,13 @@ def test_coco_json_round_trip(tmp_path, polygons):
     ds = SyntheticInstances(3, (60, 70), seed=5)
     for i in range(3):
         write_image(tmp_path / f"im{i}.png", ds.instances(i)[0])
-    (tmp_path / "ann.json").write_text(json.dumps(_coco_json(ds, polygons)))
+    data = _coco_json(ds, polygons)
+    (tmp_path / "ann.json").write_text(json.dumps(data))
     coco = CocoInstances(tmp_path, tmp_path / "ann.json")
+    json_boxes = {}
+    for ann in data["annotations"]:
+        x, y, w, h = ann["bbox"]
+        json_boxes.setdefault(ann["image_id"], []).append([x, y, x + w, y + h])
     assert len(coco) == 3 and coco.class_map.names == ("background", "square", "disc")
     for i in range(3):
         image, target = coco[i]
@@ -215,6 +220,7 @@ def test_coco_json_round_trip(tmp_path, polygons):
         assert image.shape == (3, 60, 70) and target["image_id"] == 100 + i
         assert target["masks"].dtype == torch.uint8
         assert torch.equal(target["labels"], truth["labels"])  # the JSON's order and ids
+        assert target["boxes"].tolist() == json_boxes[100 + i]  # the JSON's boxes, as xyxy
         if polygons:  # polygons through pixel corners: the same shapes, up to the outline
             inter = (target["masks"] & truth["masks"]).sum((1, 2)).float()
             union = (target["masks"] | truth["masks"]).sum((1, 2)).float()

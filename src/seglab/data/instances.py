@@ -201,6 +201,11 @@ class CocoInstances(_InstanceDataset):
         return mask_utils.decode(rle).astype(bool)
 
     def instances(self, index: int):
+        image, masks, labels, _ = self._load(index)
+        return image, masks, labels
+
+    def _load(self, index: int):
+        """(image, masks, labels, annotations) of the annotations whose mask is not empty."""
         info = self.images[index]
         image = read_image(self.image_root / info["file_name"])
         h, w = image.shape[:2]
@@ -215,11 +220,24 @@ class CocoInstances(_InstanceDataset):
             masks[i] = self._decode(ann, h, w)
         keep = masks.reshape(len(anns), -1).any(1) if anns else np.zeros(0, bool)
         labels = np.array([int(a["category_id"]) for a in anns], np.int64)
-        return image, masks[keep], labels[keep]
+        kept = [a for a, k in zip(anns, keep, strict=True) if k]
+        return image, masks[keep], labels[keep], kept
 
     def __getitem__(self, index: int):
-        img, target = super().__getitem__(index)
-        target["image_id"] = int(self.images[index]["id"])
+        """As torchvision's COCO reference: boxes are the JSON's ``bbox`` (xywh -> xyxy, clipped
+        to the image) where given, else the mask's extent."""
+        image, masks, labels, anns = self._load(index)
+        img = _image_tensor(image)
+        target = masks_to_target(masks, labels, image_id=int(self.images[index]["id"]))
+        h, w = masks.shape[-2:] if len(masks) else image.shape[:2]
+        for i, ann in enumerate(anns):
+            if ann.get("bbox") is not None:
+                x, y, bw, bh = (float(v) for v in ann["bbox"])
+                target["boxes"][i] = torch.tensor(
+                    [max(0.0, x), max(0.0, y), min(float(w), x + bw), min(float(h), y + bh)]
+                )
+        if self.transform is not None:
+            img, target = self.transform(img, target)
         return img, target
 
 
