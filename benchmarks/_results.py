@@ -35,3 +35,22 @@ def best_time(fn: Callable[[], Any], repeats: int) -> tuple[float, Any]:
         out = fn()
         best = min(best, time.perf_counter() - t)
     return best, out
+
+
+def save_panels(path: Path, panels: list[tuple[Any, str]], width: float = 2.2, height: float = 5):
+    """Images side by side, each with its title (grey images on a 0..255 scale), saved as PNG."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from seglab.io import save_figure
+
+    fig, axes = plt.subplots(1, len(panels), figsize=(width * len(panels), height))
+    for ax, (im, title) in zip(axes, panels, strict=True):
+        ax.imshow(im, cmap="gray", vmin=0, vmax=255)
+        ax.set_title(title, fontsize=9)
+        ax.axis("off")
+    fig.tight_layout()
+    save_figure(path, fig)
+    plt.close(fig)

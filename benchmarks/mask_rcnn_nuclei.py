@@ -32,9 +32,9 @@ from seglab.engine import evaluate, load_checkpoint, load_config, model_from_che
 from seglab.metrics import coco_metrics, instance_f1
 
 try:
-    from _results import RESULTS, best_time, write_section
+    from _results import RESULTS, best_time, save_panels, write_section
 except ImportError:
-    from benchmarks._results import RESULTS, best_time, write_section
+    from benchmarks._results import RESULTS, best_time, save_panels, write_section
 
 
 def _components_as_predictions(foreground: np.ndarray) -> dict:
@@ -199,15 +199,10 @@ def main() -> None:
         )
 
 
-def _figure(gray, target, mr_out, unet_fg, km_fg, path: Path) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+def _figure(gray, target, mr_out, unet_fg, km_clean, path: Path) -> None:
     from scipy import ndimage
 
     from seglab.instances import instances_from_output, instances_to_labels, overlay_instances
-    from seglab.io import save_figure
 
     shape = gray.shape
     truth = np.zeros(shape, np.int64)
@@ -218,16 +213,9 @@ def _figure(gray, target, mr_out, unet_fg, km_fg, path: Path) -> None:
         (overlay_instances(gray, truth), f"truth ({truth.max()})"),
         (overlay_instances(gray, instances_to_labels(found, shape).astype(np.int64)), "Mask R-CNN"),
         (overlay_instances(gray, ndimage.label(unet_fg)[0]), "U-Net + components"),
-        (overlay_instances(gray, ndimage.label(km_fg)[0]), "k-means + components >= 20 px"),
+        (overlay_instances(gray, ndimage.label(km_clean)[0]), "k-means + components >= 20 px"),
     ]
-    fig, axes = plt.subplots(1, len(panels), figsize=(2.4 * len(panels), 5.5))
-    for ax, (im, title) in zip(axes, panels, strict=True):
-        ax.imshow(im)
-        ax.set_title(title, fontsize=9)
-        ax.axis("off")
-    fig.tight_layout()
-    save_figure(path, fig)
-    plt.close(fig)
+    save_panels(path, panels, width=2.4, height=5.5)
 
 
 if __name__ == "__main__":

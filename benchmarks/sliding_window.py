@@ -27,9 +27,9 @@ from seglab.metrics import ConfusionMatrix
 from seglab.models.sliding import segment_sliding, to_fully_convolutional
 
 try:
-    from _results import RESULTS, best_time, write_section
+    from _results import RESULTS, best_time, save_panels, write_section
 except ImportError:
-    from benchmarks._results import RESULTS, best_time, write_section
+    from benchmarks._results import RESULTS, best_time, save_panels, write_section
 
 
 def _as_input(gray: np.ndarray) -> torch.Tensor:
@@ -134,12 +134,6 @@ def main() -> None:
 
 
 def _figure(image, slow, fast, truth, path: Path) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    from seglab.io import save_figure
     from seglab.viz import overlay
 
     differ = slow != fast
@@ -150,14 +144,7 @@ def _figure(image, slow, fast, truth, path: Path) -> None:
         (overlay(image, fast, 0.45), "fully convolutional twin"),
         (differ.astype(np.uint8) * 255, f"differ: {int(differ.sum())} pixels"),
     ]
-    fig, axes = plt.subplots(1, len(panels), figsize=(2.2 * len(panels), 5))
-    for ax, (im, title) in zip(axes, panels, strict=True):
-        ax.imshow(im, cmap="gray", vmin=0, vmax=255)
-        ax.set_title(title, fontsize=9)
-        ax.axis("off")
-    fig.tight_layout()
-    save_figure(path, fig)
-    plt.close(fig)
+    save_panels(path, panels)
 
 
 if __name__ == "__main__":
