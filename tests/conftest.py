@@ -1,7 +1,13 @@
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
+
+#: The repository root: tests find configs and samples from here, wherever pytest runs.
+REPO = Path(__file__).resolve().parents[1]
+QUICKSTART = str(REPO / "configs" / "quickstart.yaml")
 
 
 @pytest.fixture(scope="session")

@@ -38,7 +38,7 @@ def test_segment_writes_all_files(photo, tmp_path):
     s = json.loads((d / "summary.json").read_text())
     assert s["inertia"] > 0 and s["n_iter"] >= 1 and s["seconds"] >= 0
     assert sum(s["pixels_per_label"].values()) == 48 * 64
-    assert s["parameters"]["k"] == 3
+    assert s["parameters"]["n_clusters"] == 3
     assert [p.name for p in out.iterdir()] == ["shapes"]  # no staging folder left
 
 
@@ -48,7 +48,7 @@ def test_several_k_write_the_sweep_figure(photo, tmp_path):
     d = out / "shapes"
     assert (d / "k_sweep.png").is_file() and (d / "k2" / "labels.png").is_file()
     runs = json.loads((d / "summary.json").read_text())["runs"]
-    assert [r["k"] for r in runs] == [2, 3] and runs[1]["inertia"] <= runs[0]["inertia"]
+    assert [r["n_clusters"] for r in runs] == [2, 3] and runs[1]["inertia"] <= runs[0]["inertia"]
 
 
 def test_min_region_size_and_several_images(photo, tmp_path):
@@ -173,8 +173,8 @@ def test_meanshift_end_to_end(photo, tmp_path):
     "extra, message",
     [
         (["--hs", "0"], "> 0"),
-        (["--hr", "-2"], ">= 0"),
-        (["--hr", "nan"], ">= 0"),
+        (["--hr", "-2"], "> 0"),
+        (["--hr", "nan"], "> 0"),
         (["--kernel", "box"], "invalid choice"),
         (["--features", "lab+xy"], "xy"),
     ],

@@ -3,6 +3,7 @@ import json
 import numpy as np
 import pytest
 import torch
+from conftest import QUICKSTART, REPO
 from PIL import Image
 
 from seglab.cli import main
@@ -28,7 +29,7 @@ TINY = [
 
 
 def _cfg(tmp_path, *extra):
-    return load_config("configs/quickstart.yaml", [*TINY, f"out={tmp_path / 'run'}", *extra])
+    return load_config(QUICKSTART, [*TINY, f"out={tmp_path / 'run'}", *extra])
 
 
 def test_train_checkpoint_evaluate_predict_end_to_end(tmp_path):
@@ -110,7 +111,7 @@ def test_nan_loss_stops_with_a_message(tmp_path, monkeypatch):
 )
 def test_config_errors_name_the_key(override, match):
     with pytest.raises(ConfigError, match=match):
-        load_config("configs/quickstart.yaml", [override])
+        load_config(QUICKSTART, [override])
 
 
 def _folder(tmp_path, n=3, bad_value=None, size_mismatch=False, drop_mask=False):
@@ -147,7 +148,7 @@ def test_folder_dataset_checks_layout_and_values(tmp_path):
 
 def test_cli_train_evaluate_predict_and_bad_input(tmp_path, capsys):
     out = tmp_path / "run"
-    args = ["train", "configs/quickstart.yaml", "--out", str(out), "--quiet"]
+    args = ["train", QUICKSTART, "--out", str(out), "--quiet"]
     sets = [part for s in [*TINY, "train.epochs=1"] for part in ("--set", s)]
     assert main([*args, *sets]) == 0
     assert (
@@ -161,7 +162,7 @@ def test_cli_train_evaluate_predict_and_bad_input(tmp_path, capsys):
         (
             [
                 "train",
-                "configs/quickstart.yaml",
+                QUICKSTART,
                 "--set",
                 "model.name=resnet9000",
                 "--out",
@@ -184,7 +185,7 @@ def test_cli_train_evaluate_predict_and_bad_input(tmp_path, capsys):
         assert len(err) == 1 and message in err[0], (argv, err)
 
 
-def test_fine_tuning_to_another_class_count_reinitialises_the_classifier(tmp_path, capsys):
+def test_fine_tuning_to_another_class_count_reinitialises_the_classifier(tmp_path, caplog):
     src = _cfg(tmp_path, "train.epochs=1")  # 4 synthetic classes
     train(src, progress=False)
     root = _folder(tmp_path / "three", n=4)
@@ -193,7 +194,7 @@ def test_fine_tuning_to_another_class_count_reinitialises_the_classifier(tmp_pat
         for sub in ("images", "masks"):
             (root / split / sub).symlink_to(root / sub, target_is_directory=True)
     cfg = load_config(
-        "configs/quickstart.yaml",
+        QUICKSTART,
         [
             *TINY,
             "data.dataset=folder",
@@ -204,8 +205,9 @@ def test_fine_tuning_to_another_class_count_reinitialises_the_classifier(tmp_pat
             f"out={tmp_path / 'ft'}",
         ],
     )
-    train(cfg, progress=False)
-    out = capsys.readouterr().out
+    with caplog.at_level("INFO", logger="seglab"):
+        train(cfg, progress=False)
+    out = caplog.text
     assert "re-initialised" in out and "head.weight" in out and "down.0.0.weight" not in out
     before = load_checkpoint(tmp_path / "run" / "best.pt")["model"]["down.0.0.weight"]
     after = load_checkpoint(tmp_path / "ft" / "last.pt")["model"]["down.0.0.weight"]
@@ -231,9 +233,9 @@ def test_ddp_with_gloo_matches_one_process(tmp_path):
 
     base = [*TINY, "data.hflip=false", "loss.name=ce", "train.epochs=2", "train.batch_size=4"]
     torch.set_num_threads(1)
-    one = load_config("configs/quickstart.yaml", [*base, f"out={tmp_path / 'one'}"])
+    one = load_config(QUICKSTART, [*base, f"out={tmp_path / 'one'}"])
     train(one, progress=False)
-    two = load_config("configs/quickstart.yaml", [*base, f"out={tmp_path / 'two'}"])
+    two = load_config(QUICKSTART, [*base, f"out={tmp_path / 'two'}"])
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
@@ -245,11 +247,10 @@ def test_ddp_with_gloo_matches_one_process(tmp_path):
 
 
 def test_every_shipped_config_is_valid():
-    from pathlib import Path
 
     from seglab.models import list_models
 
-    configs = sorted(Path("configs").glob("*.yaml"))
+    configs = sorted((REPO / "configs").glob("*.yaml"))
     assert len(configs) >= 8
     for path in configs:
         cfg = load_config(path)
@@ -294,7 +295,7 @@ def test_cli_names_a_bad_mask_value_and_a_size_mismatch(tmp_path, capsys):
                 (root / split / sub).symlink_to(root / sub, target_is_directory=True)
         argv = [
             "train",
-            "configs/my_folder.yaml",
+            str(REPO / "configs" / "my_folder.yaml"),
             "--quiet",
             "--out",
             str(tmp_path / f"run_{name}"),

@@ -285,7 +285,7 @@ def test_cli_predict_tiled_tta_and_export(tmp_path, capsys):
         assert "error" in capsys.readouterr().err
     one = load_config(None, ["model.options={width: 4, depth: 2, in_channels: 1}"])
     from seglab.data import ClassMap
-    from seglab.engine.trainer import save_checkpoint
+    from seglab.engine import save_checkpoint
 
     save_checkpoint(
         tmp_path / "gray.pt",

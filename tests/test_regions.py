@@ -34,7 +34,7 @@ def test_small_regions_merge_into_longest_border_neighbour():
     labels = np.zeros((6, 6), int)
     labels[:, 3:] = 1
     labels[2, 2] = 2  # a speck touching region 0 on three sides and region 1 on one
-    out = connected_regions(labels, min_size=2)
+    out = connected_regions(labels, min_region_size=2)
     assert out[2, 2] == out[0, 0]
     assert len(np.unique(out)) == 2
 
@@ -42,7 +42,7 @@ def test_small_regions_merge_into_longest_border_neighbour():
 @pytest.mark.parametrize("min_size", [2, 5, 20, 60])
 def test_no_region_below_min_size(min_size):
     labels = np.random.default_rng(min_size).integers(0, 4, size=(30, 40))
-    out = connected_regions(labels, min_size=min_size)
+    out = connected_regions(labels, min_region_size=min_size)
     sizes = np.bincount(out.ravel())
     assert sizes.min() >= min_size
     # merged regions are connected
@@ -52,7 +52,7 @@ def test_no_region_below_min_size(min_size):
 
 
 def test_single_region_survives_any_min_size():
-    out = connected_regions(np.zeros((3, 3), int), min_size=100)
+    out = connected_regions(np.zeros((3, 3), int), min_region_size=100)
     assert np.all(out == 0)
 
 
@@ -63,5 +63,5 @@ def test_rejects_bad_labels(bad):
 
 
 def test_rejects_negative_min_size():
-    with pytest.raises(ValueError, match="min_size"):
-        connected_regions(np.zeros((3, 3), int), min_size=-1)
+    with pytest.raises(ValueError, match="min_region_size"):
+        connected_regions(np.zeros((3, 3), int), min_region_size=-1)

@@ -227,8 +227,7 @@ def test_cli_patch_methods_reject_bad_input(tmp_path, capsys):
     rc = main(["segment", str(tmp_path / "a.png"), "--method", "sliding", "--stride", "0"])
     assert rc == 2 and "--stride" in capsys.readouterr().err
     # a checkpoint of another model
-    from seglab.engine import load_config
-    from seglab.engine.trainer import save_checkpoint
+    from seglab.engine import load_config, save_checkpoint
 
     unet = build("unet", num_classes=2, width=4, depth=2)
     cfg = load_config(None, ["model.options={width: 4, depth: 2}"])

@@ -11,6 +11,7 @@ object is reported once, and whole.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -123,7 +124,7 @@ def predict_instances(
     """The instances in ``image`` ((H, W[, 3]) array, uint8 scaled to [0, 1], or a (3, H, W)
     float tensor), best score first. ``tile`` runs overlapping tiles (see the module docstring)."""
     from .image import to_rgb_float
-    from .inference import _axis_tiles
+    from .inference.tiling import _axis_tiles
 
     if not 0 <= overlap < 1:
         raise ValueError(f"overlap must be in [0, 1), got {overlap}")
@@ -195,10 +196,14 @@ def instances_to_semantic(instances: list[Instance], shape: tuple[int, int]) -> 
 
 
 def to_coco_results(
-    instances: list[Instance], shape: tuple[int, int], image_id: int = 0
+    instances: list[Instance],
+    shape: tuple[int, int],
+    image_id: int = 0,
+    category_ids: Sequence[int] | None = None,
 ) -> list[dict]:
     """COCO results entries (``image_id``, ``category_id``, ``score``, ``bbox`` xywh,
-    ``segmentation`` compressed RLE) for the instances of one image."""
+    ``segmentation`` compressed RLE) for the instances of one image; ``category_ids[label]`` is
+    the JSON's id of each label where the training data mapped ids to 1..K."""
     from pycocotools import mask as mask_utils
 
     results = []
@@ -208,7 +213,7 @@ def to_coco_results(
         results.append(
             {
                 "image_id": image_id,
-                "category_id": inst.label,
+                "category_id": inst.label if category_ids is None else category_ids[inst.label],
                 "score": round(inst.score, 5),
                 "bbox": [x0, y0, x1 - x0, y1 - y0],
                 "segmentation": {

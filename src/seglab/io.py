@@ -1,7 +1,14 @@
 """Reading and writing images and results: every file seglab touches goes through here.
 
 Writes are atomic: data go to a temporary file in the destination folder, which is then renamed
-over the destination, so a crash never leaves a half-written file behind.
+over the destination, so a crash never leaves a half-written file behind. Files get the
+permissions ``open()`` would give them (0666 less the user's umask). Temporary names carry the
+host and process id, so :func:`remove_stale_temporaries` can clean the ones whose writer died
+without touching those of a run still going.
+
+Reading refuses images larger than :data:`MAX_PIXELS` from their header, before any pixel is
+decoded (a small PNG can claim 100000 x 100000 pixels); pass ``max_pixels=`` or set the
+``SEGLAB_MAX_PIXELS`` environment variable to allow more.
 """
 
 from __future__ import annotations
@@ -9,6 +16,8 @@ from __future__ import annotations
 import io
 import json
 import os
+import re
+import socket
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
@@ -40,22 +49,99 @@ _MODE_CONVERSIONS = {
 }
 
 
-def read_image(path: str | os.PathLike) -> np.ndarray:
-    """Read an image file into a numpy array: (H, W) or (H, W, 3), uint8 or uint16.
+#: The largest image (in pixels) read by default: 100 megapixels, about 10000 x 10000.
+MAX_PIXELS = 100_000_000
 
-    Palette images are expanded to RGB; an alpha channel is dropped (see :mod:`seglab.image`).
 
-    Raises ``FileNotFoundError`` for a missing file and ``ValueError`` for a file that is not an
-    image, is truncated or corrupt, or has a mode seglab does not handle (32-bit integer or float
-    images, for instance).
-    """
+def pixel_limit(value: int | None = None) -> int:
+    """The pixel limit in force: ``value`` if given, else ``SEGLAB_MAX_PIXELS``, else
+    :data:`MAX_PIXELS`."""
+    if value is None:
+        env = os.environ.get("SEGLAB_MAX_PIXELS")
+        if env is None:
+            return MAX_PIXELS
+        try:
+            value = int(env)
+        except ValueError:
+            raise ValueError(f"SEGLAB_MAX_PIXELS must be an integer, got {env!r}") from None
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ValueError(f"max_pixels must be an integer >= 1, got {value!r}")
+    return value
+
+
+def _check_pixels(path: Path, width: int, height: int, limit: int) -> None:
+    if width * height > limit:
+        raise ValueError(
+            f"{path} is {width} x {height} = {width * height:,} pixels, more than the limit of "
+            f"{limit:,}; downscale it, or raise the limit (--max-pixels, max_pixels=, or "
+            "SEGLAB_MAX_PIXELS) if this machine has the memory"
+        )
+
+
+def _checked_path(path: str | os.PathLike) -> Path:
     path = Path(path)
     if not path.exists():
         raise FileNotFoundError(f"image file not found: {path}")
     if not path.is_file():
         raise ValueError(f"{path} is not a file; expected an image file (PNG, JPEG, TIFF, ...)")
+    return path
+
+
+def image_size(path: str | os.PathLike, max_pixels: int | None = None) -> tuple[int, int]:
+    """(height, width) of an image file from its header alone (nothing decoded), checked
+    against the pixel limit: a cheap test of a whole folder before any work starts."""
+    path, limit = _checked_path(path), pixel_limit(max_pixels)
     try:
-        with Image.open(path) as im:
+        with _open_unlimited(path) as im:
+            width, height = im.size
+    except UnidentifiedImageError:
+        raise ValueError(f"{path} is not an image file seglab can read") from None
+    except (OSError, SyntaxError) as exc:
+        raise ValueError(f"{path} could not be decoded (truncated or corrupt?): {exc}") from None
+    _check_pixels(path, width, height, limit)
+    return height, width
+
+
+def _open_unlimited(path: Path):
+    """``Image.open`` without Pillow's own bomb check: seglab checks the size itself, with a limit
+    the user can raise (Pillow's refusal is a traceback that names no option)."""
+    import warnings
+
+    saved = Image.MAX_IMAGE_PIXELS
+    try:
+        Image.MAX_IMAGE_PIXELS = None
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            return Image.open(path)
+    finally:
+        Image.MAX_IMAGE_PIXELS = saved
+
+
+def read_image(path: str | os.PathLike, max_pixels: int | None = None) -> np.ndarray:
+    """Read an image file into a numpy array: (H, W) or (H, W, 3), uint8 or uint16.
+
+    Palette images are expanded to RGB; an alpha channel is dropped (see :mod:`seglab.image`).
+
+    Parameters
+    ----------
+    path : str or path-like
+        The image file.
+    max_pixels : int, optional
+        Refuse images with more pixels than this, from the header, before decoding (default:
+        ``SEGLAB_MAX_PIXELS`` or :data:`MAX_PIXELS`).
+
+    Raises
+    ------
+    FileNotFoundError
+        The file does not exist.
+    ValueError
+        The file is not an image, is truncated or corrupt, is larger than the pixel limit, or has
+        a mode seglab does not handle (32-bit integer or float images, for instance).
+    """
+    path, limit = _checked_path(path), pixel_limit(max_pixels)
+    try:
+        with _open_unlimited(path) as im:
+            _check_pixels(path, *im.size, limit)
             im.load()
             mode = im.mode
             if mode not in _MODE_CONVERSIONS:
@@ -73,6 +159,10 @@ def read_image(path: str | os.PathLike) -> np.ndarray:
         raise ValueError(f"{path} is not an image file seglab can read") from exc
     except (OSError, SyntaxError) as exc:
         raise ValueError(f"{path} could not be decoded (truncated or corrupt?): {exc}") from exc
+    except MemoryError:
+        raise ValueError(
+            f"{path}: not enough memory to decode it; lower the pixel limit or downscale it"
+        ) from None
     if array.dtype.byteorder == ">" or (array.dtype != np.uint8 and array.dtype.kind == "u"):
         array = array.astype(np.uint16)
     return check_image(array, name=str(path))
@@ -83,12 +173,65 @@ def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> Path:
     return atomic_write(path, lambda f: f.write(data))
 
 
+def _umask() -> int:
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+def owner_tag() -> str:
+    """``host-pid``: marks temporary files and folders with the process that made them."""
+    return f"{socket.gethostname().replace('-', '_')}-{os.getpid()}"
+
+
+_TAGGED = re.compile(r"^\..*\.seglab-(?P<host>[^-]+)-(?P<pid>\d+)[.-]")
+
+
+def remove_stale_temporaries(folder: str | os.PathLike) -> list[Path]:
+    """Remove the temporary files and staging folders in ``folder`` left by seglab processes of
+    this host that are no longer running (a kill mid-write); returns what was removed. Those of
+    other hosts or of live processes are left alone."""
+    import shutil
+
+    folder = Path(folder)
+    removed: list[Path] = []
+    if not folder.is_dir():
+        return removed
+    host = socket.gethostname().replace("-", "_")
+    for entry in folder.iterdir():
+        m = _TAGGED.match(entry.name)
+        if not m or m["host"] != host or _alive(int(m["pid"])):
+            continue
+        if entry.is_dir():
+            shutil.rmtree(entry, ignore_errors=True)
+        else:
+            entry.unlink(missing_ok=True)
+        removed.append(entry)
+    return removed
+
+
+def _alive(pid: int) -> bool:
+    if pid == os.getpid():
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's live process
+        return True
+    return True
+
+
 def atomic_write(path: str | os.PathLike, writer: Callable[[Any], object]) -> Path:
-    """Call ``writer(binary_file)`` on a temporary file, then rename it to ``path``."""
+    """Call ``writer(binary_file)`` on a temporary file, then rename it to ``path``; the file gets
+    the permissions ``open()`` would give it (0666 less the umask)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    fd, tmp = tempfile.mkstemp(
+        prefix=f".{path.name}.seglab-{owner_tag()}.", suffix=".tmp", dir=path.parent
+    )
     try:
+        os.fchmod(fd, 0o666 & ~_umask())
         with os.fdopen(fd, "wb") as f:
             writer(f)
             f.flush()
@@ -117,22 +260,43 @@ def write_image(path: str | os.PathLike, array: np.ndarray) -> Path:
     return atomic_write_bytes(path, buf.getvalue())
 
 
+def labels_filename(labels: np.ndarray, stem: str = "labels") -> str:
+    """``labels.png`` when the labels fit 16 bits, else ``labels.tif`` (32-bit)."""
+    return f"{stem}.png" if not labels.size or int(labels.max()) <= 65535 else f"{stem}.tif"
+
+
 def write_labels(path: str | os.PathLike, labels: np.ndarray) -> Path:
-    """Save a label image as a 16-bit PNG (labels 0..65535), readable by any image library."""
+    """Save a label image: a 16-bit PNG (labels 0..65535, readable by any image library), or a
+    32-bit TIFF when ``path`` ends in ``.tif``/``.tiff`` (labels up to 2**32 - 1)."""
     labels = np.asarray(labels)
     if labels.ndim != 2:
         raise ValueError(f"labels must be (H, W), got shape {labels.shape}")
-    if labels.size and (labels.min() < 0 or labels.max() > 65535):
-        raise ValueError("labels must lie in 0..65535 to be stored in a 16-bit PNG")
+    tiff = Path(path).suffix.lower() in (".tif", ".tiff")
+    top = 2**32 - 1 if tiff else 65535
+    if labels.size and (labels.min() < 0 or labels.max() > top):
+        raise ValueError(
+            f"labels must lie in 0..{top} to be stored in {Path(path).name}"
+            + ("" if tiff else f" (a 16-bit PNG); write {Path(path).stem}.tif for more labels")
+        )
+    if tiff:
+        import tifffile
+
+        buf = io.BytesIO()
+        tifffile.imwrite(buf, labels.astype(np.uint32), compression="zlib")
+        return atomic_write_bytes(path, buf.getvalue())
     return write_image(path, labels.astype(np.uint16))
 
 
 def read_labels(path: str | os.PathLike) -> np.ndarray:
-    """Read a label image written by :func:`write_labels` (or any index/16-bit PNG)."""
+    """Read a label image written by :func:`write_labels` (or any index/16-bit PNG, or TIFF)."""
     path = Path(path)
     if not path.exists():
         raise FileNotFoundError(f"label file not found: {path}")
-    with Image.open(path) as im:
+    if path.suffix.lower() in (".tif", ".tiff"):
+        import tifffile
+
+        return tifffile.imread(path).astype(np.int64)
+    with _open_unlimited(path) as im:
         return np.array(im).astype(np.int64)
 
 

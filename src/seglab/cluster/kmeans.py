@@ -20,10 +20,11 @@ from typing import Any
 
 import numpy as np
 
+from .._checks import check_positive_int, device_name
 from ..features import pixel_features, resolve_spatial_weight
 from ..image import check_image
 from . import _kmeans_kernels as K
-from .regions import _check_min_size, _split_and_merge
+from .regions import _split_and_merge
 
 _ALGORITHMS = ("auto", "lloyd", "hamerly")
 
@@ -39,16 +40,10 @@ def _as_rng(random_state: Any) -> np.random.Generator:
 
 
 def _check_n_clusters(n_clusters: Any) -> int:
-    if (
-        isinstance(n_clusters, bool)
-        or not isinstance(n_clusters, numbers.Integral)
-        or n_clusters < 1
-    ):
-        raise ValueError(f"n_clusters must be an integer >= 1, got {n_clusters!r}")
-    return int(n_clusters)
+    return check_positive_int(n_clusters, "n_clusters")
 
 
-def _check_data(X: Any, n_clusters: int | None = None) -> np.ndarray:
+def _check_data(X: Any) -> np.ndarray:
     X = np.asarray(X)
     if X.ndim != 2:
         raise ValueError(f"X must be a 2-d (n_samples, n_features) array, got shape {X.shape}")
@@ -60,36 +55,7 @@ def _check_data(X: Any, n_clusters: int | None = None) -> np.ndarray:
     X = np.ascontiguousarray(X, dtype=dtype)
     if not np.all(np.isfinite(X)):
         raise ValueError("X contains NaN or infinite values")
-    if n_clusters is not None and n_clusters > X.shape[0]:
-        raise ValueError(
-            f"n_clusters={n_clusters} is greater than the number of samples ({X.shape[0]}); "
-            "choose n_clusters <= n_samples"
-        )
     return X
-
-
-def resolve_device(device: str) -> str:
-    """ "auto" -> "cuda" when a GPU is visible, else "cpu"; other values are checked."""
-    if not isinstance(device, str):
-        raise ValueError(f"device must be 'cpu', 'cuda', 'cuda:N' or 'auto', got {device!r}")
-    if device == "auto":
-        try:
-            import torch
-
-            return "cuda" if torch.cuda.is_available() else "cpu"
-        except ImportError:  # pragma: no cover - torch is a dependency
-            return "cpu"
-    if device == "cpu":
-        return device
-    if device.startswith("cuda"):
-        import torch
-
-        if not torch.cuda.is_available():
-            raise ValueError(
-                f"device={device!r} asked for, but no CUDA GPU is visible; use 'cpu' or 'auto'"
-            )
-        return device
-    raise ValueError(f"device must be 'cpu', 'cuda', 'cuda:N' or 'auto', got {device!r}")
 
 
 def kmeans_plusplus(X: np.ndarray, n_clusters: int, rng: np.random.Generator) -> np.ndarray:
@@ -166,20 +132,18 @@ def lloyd(
 ) -> dict[str, Any]:
     """Run k-means from ``centers`` (absolute ``tol`` on the total squared centre shift).
 
-    Returns a dict with centers, labels, inertia, n_iter, inertia_history (lloyd only) and
-    n_relocated (empty clusters re-seeded).
+    Returns a dict with centers, labels, inertia, n_iter and inertia_history (lloyd only).
     """
     n = X.shape[0]
     centers = np.array(centers, dtype=np.float64)
     labels = np.full(n, -1, dtype=np.int32)
     history: list[float] = []
-    relocated = 0
     n_iter = 0
     if algorithm == "lloyd":
         for _ in range(max_iter):
             sums, counts, inertia, changed = K.assign(X, centers, labels, True)
             history.append(float(inertia))
-            relocated += _relocate_empty(X, centers, labels, sums, counts)
+            _relocate_empty(X, centers, labels, sums, counts)
             new = _means(sums, counts, centers)
             shift = float(((new - centers) ** 2).sum())
             centers = new
@@ -193,9 +157,7 @@ def lloyd(
         sums, counts = K.hamerly_init(X, centers, labels, key, half_sep)
         changed = n
         while True:
-            n_moved = _relocate_empty(X, centers, labels, sums, counts)
-            if n_moved:
-                relocated += n_moved
+            if _relocate_empty(X, centers, labels, sums, counts):
                 key[:] = -np.inf  # bounds are void: the next step recomputes every point
             new = _means(sums, counts, centers)
             shift = np.sqrt(((new - centers) ** 2).sum(axis=1))
@@ -218,10 +180,10 @@ def lloyd(
         if changed != 0:
             K.hamerly_step(X, centers, labels, key, decrement, half_sep)
         inertia = K.inertia(X, centers, labels)
-        return _result(centers, labels, inertia, n_iter, history, relocated)
+        return _result(centers, labels, inertia, n_iter, history)
     # final E-step so that labels and inertia belong to the returned centres
     _, _, inertia, _ = K.assign(X, centers, labels, False)
-    return _result(centers, labels, inertia, n_iter, history, relocated)
+    return _result(centers, labels, inertia, n_iter, history)
 
 
 def _largest_other(values: np.ndarray) -> np.ndarray:
@@ -243,14 +205,13 @@ def _half_separation(centers: np.ndarray) -> np.ndarray:
     return 0.5 * cc.min(axis=1)
 
 
-def _result(centers, labels, inertia, n_iter, history, relocated) -> dict[str, Any]:
+def _result(centers, labels, inertia, n_iter, history) -> dict[str, Any]:
     return {
         "centers": centers,
         "labels": labels,
         "inertia": float(inertia),
         "n_iter": n_iter,
         "inertia_history": history,
-        "n_relocated": relocated,
     }
 
 
@@ -314,7 +275,6 @@ def lloyd_torch(
         "inertia": inertia,
         "n_iter": n_iter,
         "inertia_history": history,
-        "n_relocated": 0,
     }
 
 
@@ -391,7 +351,7 @@ class KMeans:
             raise ValueError(f"tol must be a finite number >= 0, got {self.tol!r}")
         if self.algorithm not in _ALGORITHMS:
             raise ValueError(f"algorithm must be one of {_ALGORITHMS}, got {self.algorithm!r}")
-        return k, n_init, resolve_device(self.device)
+        return k, n_init, device_name(self.device)
 
     def fit(self, X: Any, y: Any = None) -> KMeans:
         """Cluster X (N, D); ``y`` is ignored (scikit-learn API)."""
@@ -527,7 +487,7 @@ class KMeansSegmenter:
     def fit(self, image: Any) -> KMeansSegmenter:
         """Cluster the pixels of ``image`` (gray, RGB or RGBA array)."""
         k = _check_n_clusters(self.n_clusters)
-        _check_min_size(self.min_region_size)
+        check_positive_int(self.min_region_size, "min_region_size", minimum=0)
         image = check_image(image)
         self.spatial_weight_ = resolve_spatial_weight(self.spatial_weight, image.shape)
         X, (h, w) = self._features(image)

@@ -25,7 +25,6 @@ pixel grid for images) and from stopping each point as soon as it has converged.
 from __future__ import annotations
 
 import contextlib
-import numbers
 import warnings
 from collections.abc import Mapping
 from typing import Any
@@ -33,6 +32,7 @@ from typing import Any
 import numpy as np
 from scipy.spatial import cKDTree
 
+from .._checks import check_positive_int
 from ..features import feature_layout, pixel_features
 from ..image import check_image
 from . import _meanshift_kernels as MS
@@ -71,12 +71,6 @@ def _check_positive(name: str, value: Any) -> float:
     if not np.isfinite(v) or v <= 0:
         raise ValueError(f"{name} must be a positive finite number, got {value!r}")
     return v
-
-
-def _check_int(name: str, value: Any, minimum: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < minimum:
-        raise ValueError(f"{name} must be an integer >= {minimum}, got {value!r}")
-    return int(value)
 
 
 def _check_points(X: Any) -> np.ndarray:
@@ -210,7 +204,7 @@ class MeanShift:
     def fit(self, X: Any, y: Any = None) -> MeanShift:
         X = _check_points(X)
         kernel = _check_kernel(self.kernel)
-        max_iter = _check_int("max_iter", self.max_iter, 1)
+        max_iter = check_positive_int(self.max_iter, "max_iter", 1)
         tol = _check_positive("tol", self.tol)
         merge = _check_positive("merge_distance", self.merge_distance)
         bw = (
@@ -223,7 +217,7 @@ class MeanShift:
             if seeds.shape[1] != X.shape[1]:
                 raise ValueError(f"seeds have {seeds.shape[1]} features; X has {X.shape[1]}")
         elif self.bin_seeding:
-            seeds = bin_seeds(X, bw, _check_int("min_bin_freq", self.min_bin_freq, 1))
+            seeds = bin_seeds(X, bw, check_positive_int(self.min_bin_freq, "min_bin_freq", 1))
         else:
             seeds = X
         points, n_iter, counts = shift_to_modes(X / bw, seeds / bw, kernel, max_iter, tol)
@@ -376,9 +370,9 @@ class MeanShiftSegmenter:
         image = check_image(image)
         hs = _check_positive("spatial_bandwidth", self.spatial_bandwidth)
         kernel = _check_kernel(self.kernel)
-        min_size = _check_int("min_region_size", self.min_region_size, 0)
+        min_size = check_positive_int(self.min_region_size, "min_region_size", 0)
         merge = _check_positive("merge_distance", self.merge_distance)
-        max_iter = _check_int("max_iter", self.max_iter, 1)
+        max_iter = check_positive_int(self.max_iter, "max_iter", 1)
         tol = _check_positive("tol", self.tol)
         layout = feature_layout(self.features)
         if any(g == "xy" for g, _ in layout):

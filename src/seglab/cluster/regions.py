@@ -13,6 +13,8 @@ import heapq
 import numpy as np
 from skimage.measure import label as _sk_label
 
+from .._checks import check_positive_int
+
 
 def _check_labels(labels: np.ndarray) -> np.ndarray:
     labels = np.asarray(labels)
@@ -138,29 +140,23 @@ def relabel_raster(regions: np.ndarray) -> tuple[np.ndarray, int]:
 
 def connected_regions(
     labels: np.ndarray,
-    min_size: int = 0,
+    min_region_size: int = 0,
     connectivity: int = 1,
 ) -> np.ndarray:
     """Split clusters into connected regions and merge the small ones.
 
     Args:
         labels: (H, W) integer cluster labels.
-        min_size: regions with fewer pixels are merged into the neighbour they share the most
-            border with, smallest first, until every region has at least ``min_size`` pixels
-            (unless it is the only region).
+        min_region_size: regions with fewer pixels are merged into the neighbour they share the most
+            border with, smallest first, until every region has at least ``min_region_size``
+            pixels (unless it is the only region).
         connectivity: 1 for 4-connected regions, 2 for 8-connected.
 
     Returns:
         (H, W) int64 region ids 0..R-1, numbered in raster order of their first pixel.
     """
-    regions, _ = _split_and_merge(labels, min_size, connectivity)
+    regions, _ = _split_and_merge(labels, min_region_size, connectivity)
     return regions
-
-
-def _check_min_size(min_size: int) -> int:
-    if isinstance(min_size, bool) or not isinstance(min_size, (int, np.integer)) or min_size < 0:
-        raise ValueError(f"min_size must be an integer >= 0, got {min_size!r}")
-    return int(min_size)
 
 
 def _split_and_merge(
@@ -168,7 +164,7 @@ def _split_and_merge(
 ) -> tuple[np.ndarray, np.ndarray]:
     """Regions after merging, and the original label carried by each final region."""
     labels = _check_labels(labels)
-    min_size = _check_min_size(min_size)
+    min_size = check_positive_int(min_size, "min_region_size", minimum=0)
     regions, n = label_regions(labels, connectivity)
     parent = merge_small_regions(regions, n, min_size)
     # each region's original label: the label of any of its pixels

@@ -73,12 +73,21 @@ from .instances import (  # noqa: E402
     SyntheticInstances,
     instance_collate,
 )
+from .public import READERS  # noqa: E402, F401 - registers the public benchmarks
+from .registry import (  # noqa: E402
+    DatasetInfo,
+    dataset_info,
+    list_datasets,
+    make_dataset,
+    register_dataset,
+)
 
 __all__ = [
     "NUCLEI_CLASSES",
     "NUCLEI_SPLITS",
     "ClassMap",
     "CocoInstances",
+    "DatasetInfo",
     "FolderDataset",
     "InstanceFolder",
     "JointTransform",
@@ -87,8 +96,12 @@ __all__ = [
     "PatchDataset",
     "SyntheticInstances",
     "SyntheticScenes",
+    "dataset_info",
     "instance_collate",
+    "list_datasets",
+    "make_dataset",
     "nuclei",
+    "register_dataset",
     "sample_image",
     "sample_path",
     "synthetic_scene",

@@ -22,17 +22,21 @@ from torch.utils.data import Dataset
 
 from ..io import read_image, read_labels
 from ..viz import voc_palette
+from .registry import register_dataset, split_name, synthetic_args
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp")
 
 
 @dataclass(frozen=True)
 class ClassMap:
-    """Class names, their colours (VOC palette by default) and the ignore index."""
+    """Class names, their colours (VOC palette by default) and the ignore index; ``ids``, where
+    the dataset numbers its classes otherwise (a COCO file's category ids), gives each class's
+    own id, so that outputs can speak the dataset's language."""
 
     names: tuple[str, ...]
     ignore_index: int = 255
     colors: tuple[tuple[int, int, int], ...] = field(default=())
+    ids: tuple[int, ...] | None = None
 
     def __post_init__(self) -> None:
         if not self.names:
@@ -63,19 +67,26 @@ class ClassMap:
             )
         return mask
 
+    def dataset_id(self, label: int) -> int:
+        """The dataset's own id of class ``label`` (the label itself when ``ids`` is None)."""
+        return int(label) if self.ids is None else self.ids[int(label)]
+
     def to_dict(self) -> dict:
         return {
             "names": list(self.names),
             "ignore_index": self.ignore_index,
             "colors": [list(c) for c in self.colors],
+            "ids": None if self.ids is None else list(self.ids),
         }
 
     @classmethod
     def from_dict(cls, d: dict) -> ClassMap:
+        ids = d.get("ids")
         return cls(
             tuple(d["names"]),
             int(d.get("ignore_index", 255)),
             tuple(tuple(c) for c in d.get("colors", ())),
+            None if ids is None else tuple(int(i) for i in ids),
         )
 
 
@@ -396,3 +407,74 @@ class PatchDataset(Dataset):
         if self.vflip and torch.rand(()) < 0.5:
             patch = patch.flip(-2)
         return patch.contiguous(), self.labels[index]
+
+
+# ----------------------------------------------------------------------------- registry entries
+
+
+def train_transform(cfg: dict) -> JointTransform | None:
+    """The training augmentation that ``cfg['data']`` describes."""
+    d = cfg["data"]
+    return JointTransform(
+        crop=d["crop"],
+        scale=tuple(d["scale"]),
+        hflip=d["hflip"],
+        vflip=d["vflip"],
+        color_jitter=d["color_jitter"],
+        ignore_index=d["ignore_index"],
+    )
+
+
+@register_dataset("synthetic")
+def _synthetic(cfg: dict, split: str, train: bool) -> SyntheticScenes:
+    n, seed = synthetic_args(cfg, split)
+    transform = train_transform(cfg) if train else None
+    return SyntheticScenes(n, tuple(cfg["data"]["size"]), seed=seed, transform=transform)
+
+
+@register_dataset("nuclei")
+def _nuclei(cfg: dict, split: str, train: bool):
+    if train:
+        tile = cfg["data"]["tile"]
+        return NucleiTiles("train", tile, stride=tile // 2, transform=train_transform(cfg))
+    return WholeStrip(NucleiTiles(split))
+
+
+@register_dataset("folder", needs_root=True)
+def _folder(cfg: dict, split: str, train: bool) -> FolderDataset:
+    d = cfg["data"]
+    if not d["classes"]:
+        raise ValueError("data.dataset 'folder' needs data.classes (class names, index = value)")
+    class_map = ClassMap(tuple(d["classes"]), d["ignore_index"])
+    transform = train_transform(cfg) if train else None
+    dataset = FolderDataset(d["root"], class_map, split_name(cfg, split) or None, transform)
+    if (
+        train
+        and d["crop"] is None
+        and cfg["train"]["batch_size"] > 1
+        and len(set(dataset.sizes)) > 1
+    ):
+        raise ValueError(
+            f"the training images in {d['root']} differ in size, so they cannot be batched: set "
+            "data.crop (e.g. 256) or train.batch_size=1"
+        )
+    return dataset
+
+
+class WholeStrip(Dataset):
+    """One item: the whole nuclei strip of a split (evaluation at full size, no tiling seams)."""
+
+    def __init__(self, tiles: NucleiTiles) -> None:
+        self.class_map = tiles.class_map
+        self.strip = tiles.strip
+
+    def __len__(self) -> int:
+        return 1
+
+    def pair(self, index: int):
+        if index != 0:
+            raise IndexError(index)
+        return self.strip
+
+    def __getitem__(self, index: int):
+        return to_tensor_pair(*self.pair(index))

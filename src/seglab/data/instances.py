@@ -5,14 +5,17 @@ uint8, ``boxes`` (N, 4) float xyxy (pixel edges: a one-pixel object at (x, y) is
 ``area``, ``iscrowd`` and ``image_id``. An image without instances gives N = 0 and trains as
 background.
 
-* :class:`CocoInstances`: a COCO-style JSON (polygons, RLE) via pycocotools; labels are the
-  JSON's category ids, instances in the JSON's annotation order.
+* :class:`CocoInstances`: a COCO-style JSON (polygons, RLE) via pycocotools, as annotation tools
+  write it (labelme, Roboflow, CVAT, Label Studio: categories may start at 0, be sparse, or be
+  declared and never used); labels are the JSON's category ids (torchvision's COCO reference),
+  or, with ``contiguous=True``, 1..K in category-id order with ``class_map.ids`` giving each
+  label's category id back (used by every output). Instances keep the JSON's annotation order.
 * :class:`InstanceFolder`: ``images/`` and ``instances/`` (16-bit PNGs, each non-zero value one
   instance), optionally ``classes/`` (a class id per pixel; an instance takes its majority class).
 * :class:`NucleiInstances`: the bundled DSB2018 image (125 nuclei), split by columns.
 
-Bad annotations (a box of zero area, a polygon outside the image, an unknown category, an empty
-mask) are reported with the annotation's id: ``bad="raise"`` (default) stops with all of them
+Bad annotations (a box of zero area, a polygon outside the image or with an odd number of
+coordinates, an unknown category, a malformed field; empty masks are dropped) are reported with the annotation's id: ``bad="raise"`` (default) stops with all of them
 listed, ``bad="skip"`` leaves them out with a warning.
 """
 
@@ -29,6 +32,7 @@ from torch.utils.data import Dataset
 
 from ..io import read_image, read_labels
 from .datasets import IMAGE_SUFFIXES, NUCLEI_SPLITS, ClassMap
+from .registry import register_dataset, split_name, synthetic_args
 
 
 def masks_to_target(masks: np.ndarray, labels, image_id: int = 0) -> dict:
@@ -104,6 +108,7 @@ class CocoInstances(_InstanceDataset):
         transform: Callable | None = None,
         bad: str = "raise",
         include_crowd: bool = False,
+        contiguous: bool | None = None,
     ) -> None:
         if bad not in ("raise", "skip"):
             raise ValueError(f"bad must be 'raise' or 'skip', got {bad!r}")
@@ -118,15 +123,15 @@ class CocoInstances(_InstanceDataset):
         for key in ("images", "annotations", "categories"):
             if not isinstance(data.get(key), list):
                 raise ValueError(f"{path} is not a COCO annotation file: no '{key}' list")
-        cats = {int(c["id"]): str(c.get("name", c["id"])) for c in data["categories"]}
-        if 0 in cats:
-            raise ValueError(f"{path}: category id 0 is reserved for the background")
-        names = ["background"] + [cats.get(i, f"unused_{i}") for i in range(1, max(cats) + 1)]
-        self.class_map = ClassMap(tuple(names))
-        self.category_ids = sorted(cats)
+        try:
+            cats = {int(c["id"]): str(c.get("name", c["id"])) for c in data["categories"]}
+            by_id = {int(im["id"]): im for im in data["images"]}
+        except (KeyError, TypeError, ValueError) as exc:
+            raise ValueError(f"{path}: a category or image has no integer 'id' ({exc})") from None
+        if not cats:
+            raise ValueError(f"{path} declares no categories")
         self.images = list(data["images"])
-        by_id = {int(im["id"]): im for im in self.images}
-        self.annotations: dict[int, list[dict]] = {int(im["id"]): [] for im in self.images}
+        self.annotations: dict[int, list[dict]] = {i: [] for i in by_id}
         problems = []
         for ann in data["annotations"]:
             problem = self._check(ann, by_id, cats)
@@ -136,6 +141,30 @@ class CocoInstances(_InstanceDataset):
             if ann.get("iscrowd", 0) and not include_crowd:
                 continue
             self.annotations[int(ann["image_id"])].append(ann)
+        used = {int(a["category_id"]) for anns in self.annotations.values() for a in anns}
+        if contiguous is None:  # label 0 is the background: a used category 0 needs a mapping
+            contiguous = 0 in used
+            if contiguous:
+                warnings.warn(
+                    f"{path}: category id 0 is used, but label 0 is the background; labels are "
+                    "mapped to 1..K in category-id order (class_map.ids maps them back)",
+                    stacklevel=2,
+                )
+        elif not contiguous and 0 in used:
+            raise ValueError(
+                f"{path}: category id 0 is used by annotations, but label 0 is the background; "
+                "pass contiguous=True (data.contiguous_labels: true) to map ids to 1..K"
+            )
+        if contiguous:  # declared categories, less an unused id 0 (labelme's _background_)
+            kept = sorted(c for c in cats if c != 0 or 0 in used)
+            self.label_of = {c: i + 1 for i, c in enumerate(kept)}
+            names = ["background"] + [cats[c] for c in kept]
+            self.class_map = ClassMap(tuple(names), ids=(0, *kept))
+        else:
+            self.label_of = {c: c for c in cats}
+            names = ["background"] + [cats.get(i, f"unused_{i}") for i in range(1, max(cats) + 1)]
+            self.class_map = ClassMap(tuple(names))
+        self.category_ids = sorted(cats)
         if problems:
             listed = "; ".join(problems[:10]) + (
                 f"; and {len(problems) - 10} more" if len(problems) > 10 else ""
@@ -151,7 +180,15 @@ class CocoInstances(_InstanceDataset):
 
     @staticmethod
     def _check(ann: dict, images: dict, cats: dict) -> str | None:
-        aid = ann.get("id", "?")
+        """What is wrong with an annotation, naming it by id; None if nothing is."""
+        aid = ann.get("id", "?") if isinstance(ann, dict) else "?"
+        try:
+            return CocoInstances._problem(ann, aid, images, cats)
+        except (TypeError, ValueError, KeyError, AttributeError) as exc:
+            return f"annotation {aid}: malformed ({type(exc).__name__}: {exc})"
+
+    @staticmethod
+    def _problem(ann: dict, aid, images: dict, cats: dict) -> str | None:
         image = images.get(int(ann.get("image_id", -1)))
         if image is None:
             return f"annotation {aid}: unknown image id {ann.get('image_id')}"
@@ -166,6 +203,11 @@ class CocoInstances(_InstanceDataset):
             return f"annotation {aid}: no segmentation"
         if isinstance(segm, list):
             for poly in segm:
+                if len(poly) % 2:
+                    return (
+                        f"annotation {aid}: a polygon has an odd number of coordinates "
+                        f"({len(poly)}); expected x, y pairs"
+                    )
                 xy = np.asarray(poly, dtype=np.float64).reshape(-1, 2)
                 if len(xy) < 3:
                     return f"annotation {aid}: a polygon needs at least 3 points"
@@ -200,6 +242,14 @@ class CocoInstances(_InstanceDataset):
             rle = segm
         return mask_utils.decode(rle).astype(bool)
 
+    def _image_path(self, file_name: str) -> Path:
+        """``image_root/file_name``; tools that write their own folders into ``file_name``
+        (Label Studio's ``images/...``, labelme's ``JPEGImages/...``) also find the bare name."""
+        path = self.image_root / file_name
+        if not path.exists() and (self.image_root / Path(file_name).name).exists():
+            return self.image_root / Path(file_name).name
+        return path
+
     def instances(self, index: int):
         image, masks, labels, _ = self._load(index)
         return image, masks, labels
@@ -207,7 +257,7 @@ class CocoInstances(_InstanceDataset):
     def _load(self, index: int):
         """(image, masks, labels, annotations) of the annotations whose mask is not empty."""
         info = self.images[index]
-        image = read_image(self.image_root / info["file_name"])
+        image = read_image(self._image_path(info["file_name"]))
         h, w = image.shape[:2]
         if (h, w) != (int(info["height"]), int(info["width"])):
             raise ValueError(
@@ -219,7 +269,7 @@ class CocoInstances(_InstanceDataset):
         for i, ann in enumerate(anns):
             masks[i] = self._decode(ann, h, w)
         keep = masks.reshape(len(anns), -1).any(1) if anns else np.zeros(0, bool)
-        labels = np.array([int(a["category_id"]) for a in anns], np.int64)
+        labels = np.array([self.label_of[int(a["category_id"])] for a in anns], np.int64)
         kept = [a for a, k in zip(anns, keep, strict=True) if k]
         return image, masks[keep], labels[keep], kept
 
@@ -407,3 +457,53 @@ class SyntheticInstances(_InstanceDataset):
         image = np.clip(image + r.normal(0, 4, image.shape), 0, 255).astype(np.uint8)
         masks_arr = np.array(masks, bool).reshape(len(masks), h, w)
         return image, masks_arr, np.array(labels, np.int64)
+
+
+# ----------------------------------------------------------------------------- registry entries
+
+
+@register_dataset("synthetic_instances", instance=True)
+def _synthetic_instances(cfg: dict, split: str, train: bool) -> SyntheticInstances:
+    d = cfg["data"]
+    n, seed = synthetic_args(cfg, split)
+    transform = InstanceFlips(d["hflip"], d["vflip"]) if train else None
+    return SyntheticInstances(n, tuple(d["size"]), seed=seed, transform=transform)
+
+
+@register_dataset("nuclei_instances", instance=True)
+def _nuclei_instances(cfg: dict, split: str, train: bool) -> NucleiInstances:
+    d = cfg["data"]
+    if train:
+        return NucleiInstances(
+            "train", d["tile"], d["tile"] // 2, InstanceFlips(d["hflip"], d["vflip"])
+        )
+    return NucleiInstances(split)
+
+
+@register_dataset("instance_folder", needs_root=True, instance=True)
+def _instance_folder(cfg: dict, split: str, train: bool) -> InstanceFolder:
+    d = cfg["data"]
+    transform = InstanceFlips(d["hflip"], d["vflip"]) if train else None
+    classes = tuple(d["classes"] or ("object",))
+    return InstanceFolder(d["root"], split_name(cfg, split) or None, classes, transform)
+
+
+@register_dataset("coco_instances", needs_root=True, instance=True)
+def _coco_instances(cfg: dict, split: str, train: bool) -> CocoInstances:
+    d = cfg["data"]
+    annotations = d["annotations"] or {}
+    if split not in annotations:
+        raise ValueError(
+            f"data.annotations has no {split!r} entry: give the COCO JSON of each split, e.g. "
+            "{train: ann/train.json, val: ann/val.json}"
+        )
+    sub = split_name(cfg, split)
+    root = Path(d["root"]) / sub if sub and (Path(d["root"]) / sub).is_dir() else Path(d["root"])
+    transform = InstanceFlips(d["hflip"], d["vflip"]) if train else None
+    return CocoInstances(
+        root,
+        annotations[split],
+        transform,
+        bad=d["bad_annotations"],
+        contiguous=d["contiguous_labels"],
+    )

@@ -30,7 +30,8 @@ from pathlib import Path
 import numpy as np
 
 from ..io import read_image, read_labels
-from .datasets import ClassMap, _PairDataset
+from .datasets import ClassMap, _PairDataset, train_transform
+from .registry import register_dataset, split_name
 
 VOC_CLASSES = ClassMap(
     (
@@ -256,3 +257,16 @@ def coco(
 
 
 READERS = {"voc": voc, "camvid": camvid, "cityscapes": cityscapes, "ade20k": ade20k, "coco": coco}
+
+
+def _register(name: str, reader: Callable) -> None:
+    def factory(cfg: dict, split: str, train: bool):
+        transform = train_transform(cfg) if train else None
+        extra = {"augmented": cfg["data"]["augmented"] and train} if name == "voc" else {}
+        return reader(cfg["data"]["root"], split_name(cfg, split), transform=transform, **extra)
+
+    register_dataset(name, needs_root=True)(factory)
+
+
+for _name, _reader in READERS.items():
+    _register(_name, _reader)

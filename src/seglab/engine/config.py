@@ -9,12 +9,15 @@ from typing import Any
 
 import yaml
 
+from .._checks import check_positive_int
+
 #: Every field and its default. A field set to a dict here is a section; anything not listed is
 #: an error ("model.options" is free-form: it goes to the model builder).
 DEFAULTS: dict[str, Any] = {
     "data": {
-        # synthetic | nuclei | folder | voc | camvid | cityscapes | ade20k | coco (semantic);
-        # nuclei_instances | coco_instances | instance_folder | synthetic_instances (mask_rcnn)
+        # a registered dataset (seglab.data.list_datasets()): synthetic | nuclei | folder | voc |
+        # camvid | cityscapes | ade20k | coco (semantic); nuclei_instances | coco_instances |
+        # instance_folder | synthetic_instances (mask_rcnn)
         "dataset": "synthetic",
         "root": None,  # folder: the dataset folder
         "classes": None,  # folder: class names, index = mask value
@@ -22,6 +25,7 @@ DEFAULTS: dict[str, Any] = {
         "augmented": False,  # voc: train on the SBD-augmented list
         "annotations": None,  # coco_instances: {train: a.json, val: b.json, test: c.json}
         "bad_annotations": "raise",  # coco_instances: raise | skip (reported by annotation id)
+        "contiguous_labels": None,  # coco_instances: map category ids to 1..K (None: if id 0 used)
         "train_split": "train",
         "val_split": "val",
         "test_split": "test",
@@ -60,20 +64,6 @@ DEFAULTS: dict[str, Any] = {
 }
 
 _CHOICES = {
-    "data.dataset": (
-        "synthetic",
-        "nuclei",
-        "folder",
-        "voc",
-        "camvid",
-        "cityscapes",
-        "ade20k",
-        "coco",
-        "nuclei_instances",
-        "coco_instances",
-        "instance_folder",
-        "synthetic_instances",
-    ),
     "data.bad_annotations": ("raise", "skip"),
     "loss.name": ("ce", "dice", "ce+dice"),
     "optimizer.name": ("adamw", "sgd"),
@@ -122,40 +112,38 @@ def parse_override(text: str) -> dict:
 
 
 def _validate(cfg: dict) -> dict:
-    for dotted, choices in _CHOICES.items():
+    from ..data.registry import dataset_info, list_datasets
+
+    allowed = {"data.dataset": tuple(list_datasets()), **_CHOICES}
+    for dotted, choices in allowed.items():
         section, key = dotted.split(".")
         if cfg[section][key] not in choices:
             raise ConfigError(
                 f"{dotted} must be one of {', '.join(choices)}; got {cfg[section][key]!r}"
             )
-    positive = (
-        "train.epochs",
-        "train.batch_size",
-        "train.grad_accum",
-        "train.eval_every",
-        "train.save_every",
-    )
-    for dotted in positive:
-        section, key = dotted.split(".")
-        v = cfg[section][key]
-        if isinstance(v, bool) or not isinstance(v, int) or v < 1:
-            raise ConfigError(f"{dotted} must be an integer >= 1, got {v!r}")
+    for key in ("epochs", "batch_size", "grad_accum", "eval_every", "save_every"):
+        try:
+            check_positive_int(cfg["train"][key], f"train.{key}")
+        except ValueError as exc:
+            raise ConfigError(str(exc)) from None
+    size = cfg["data"]["size"]
+    if not (isinstance(size, list) and len(size) == 2 and all(isinstance(v, int) for v in size)):
+        raise ConfigError(f"data.size must be [height, width], two integers; got {size!r}")
     lr = cfg["optimizer"]["lr"]
     if not isinstance(lr, (int, float)) or lr <= 0:
         raise ConfigError(f"optimizer.lr must be a positive number, got {lr!r}")
-    if not isinstance(cfg["model"]["name"], str):
-        raise ConfigError("model.name must be a model name (see 'seglab models')")
+    from ..models import list_models
+
+    if cfg["model"]["name"] not in list_models():
+        raise ConfigError(
+            f"unknown model {cfg['model']['name']!r}: model.name must be one of "
+            f"{', '.join(list_models())} (see 'seglab models')"
+        )
     if not isinstance(cfg["model"]["options"], dict):
         raise ConfigError("model.options must be a mapping of builder keyword arguments")
-    if cfg["data"]["dataset"] == "folder" and (
-        not cfg["data"]["root"] or not cfg["data"]["classes"]
-    ):
+    if cfg["data"]["dataset"] == "folder" and not cfg["data"]["classes"]:
         raise ConfigError("data.dataset 'folder' needs data.root and data.classes")
-    if (
-        cfg["data"]["dataset"]
-        in ("voc", "camvid", "cityscapes", "ade20k", "coco", "coco_instances", "instance_folder")
-        and not cfg["data"]["root"]
-    ):
+    if dataset_info(cfg["data"]["dataset"]).needs_root and not cfg["data"]["root"]:
         raise ConfigError(
             f"data.dataset {cfg['data']['dataset']!r} needs data.root (the extracted dataset folder)"
         )

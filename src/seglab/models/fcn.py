@@ -24,8 +24,12 @@ from torch import nn
 
 from ._blocks import bilinear_upsampler, check_input, pad_to_multiple, scaled, vgg16_layers
 from .backbones import load_encoder, read_state_dict, resnet_mapping, vgg_mapping
+from .registry import register_model
 
 _POOL3, _POOL4 = 17, 24  # end of the pool3 / pool4 stages in VGG16's feature list
+
+_FCN_PAPER = "Long, Shelhamer & Darrell, CVPR 2015"
+_FCN_INPUTS = "any H x W (pads 100, crops back)"
 
 
 class FCN(nn.Module):
@@ -185,6 +189,7 @@ def _fcn(
     return model
 
 
+@register_model(32, _FCN_INPUTS, _FCN_PAPER, 134.0, 21)
 def fcn32s(
     num_classes: int = 21,
     in_channels: int = 3,
@@ -196,6 +201,7 @@ def fcn32s(
     return _fcn("32s", num_classes, in_channels, backbone, weights_backbone, **kw)
 
 
+@register_model(16, _FCN_INPUTS, _FCN_PAPER, 134.0, 21)
 def fcn16s(
     num_classes: int = 21,
     in_channels: int = 3,
@@ -207,6 +213,7 @@ def fcn16s(
     return _fcn("16s", num_classes, in_channels, backbone, weights_backbone, **kw)
 
 
+@register_model(8, _FCN_INPUTS, _FCN_PAPER, 134.0, 21)
 def fcn8s(
     num_classes: int = 21,
     in_channels: int = 3,

@@ -36,11 +36,20 @@ import torch
 from torch import nn
 from torchvision.models.detection.transform import GeneralizedRCNNTransform, resize_boxes
 
+from .registry import register_model
+
 BACKBONES = ("resnet18", "resnet34", "resnet50")
 #: torchvision's Mask R-CNN ResNet-50 FPN head layers that depend on the number of classes
 CLASS_LAYERS = ("roi_heads.box_predictor", "roi_heads.mask_predictor.mask_fcn_logits")
 
 
+@register_model(
+    4,
+    "list of (3, H, W) images; instances out (boxes, labels, scores, masks)",
+    "He, Gkioxari, Dollár & Girshick, ICCV 2017",
+    None,
+    91,
+)
 def mask_rcnn(
     num_classes: int = 2,
     in_channels: int = 3,

@@ -17,6 +17,7 @@ from torch import nn
 from ..nn import MaxPool2dWithSwitches, MaxUnpool2d
 from ._blocks import check_input, conv_bn_relu, scaled, vgg16_layers
 from .backbones import load_encoder, read_state_dict, vgg_mapping
+from .registry import register_model
 
 # decoder channels, block 5 down to block 1: (in, out) of each layer
 _DECODER = [
@@ -126,6 +127,9 @@ class DeconvNet(_VGGEncoderNet):
         return self.score(y)
 
 
+@register_model(
+    32, "any H x W (unpooling restores sizes)", "Badrinarayanan et al., TPAMI 2017", 29.5, 21
+)
 def segnet(
     num_classes: int = 21, in_channels: int = 3, weights_backbone: Any = None, width: float = 1.0
 ) -> SegNet:
@@ -134,6 +138,7 @@ def segnet(
     return _with_backbone(SegNet(num_classes, in_channels, width), weights_backbone)
 
 
+@register_model(32, "any H x W (unpooling restores sizes)", "Noh, Hong & Han, ICCV 2015", 252.0, 21)
 def deconvnet(
     num_classes: int = 21, in_channels: int = 3, weights_backbone: Any = None, width: float = 1.0
 ) -> DeconvNet:

@@ -31,6 +31,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .registry import register_model
+
 
 class PatchClassifier(nn.Module):
     """A small CNN that classifies the centre pixel of a ``patch_size x patch_size`` patch.
@@ -112,6 +114,13 @@ def check_patch_size(patch_size: int) -> None:
         )
 
 
+@register_model(
+    1,
+    "P x P patches (P = patch_size, odd); whole images via its dense twin",
+    "sliding-window baseline (Ciresan et al., NIPS 2012)",
+    None,
+    2,
+)
 def patch_classifier(
     num_classes: int = 2, in_channels: int = 3, patch_size: int = 33, **options
 ) -> PatchClassifier:

@@ -20,6 +20,7 @@ import torch
 from torch import nn
 
 from ._blocks import check_input, pad_to_multiple
+from .registry import register_model
 
 
 def _double_conv(cin: int, cout: int, pad: int, batch_norm: bool) -> nn.Sequential:
@@ -129,6 +130,13 @@ class UNet(nn.Module):
         return out[:, :, :h, :w] if self.padding == "same" else out
 
 
+@register_model(
+    16,
+    "same: any H x W (pads to 16); valid: 572 -> 388",
+    "Ronneberger et al., MICCAI 2015",
+    31.0,
+    2,
+)
 def unet(num_classes: int = 2, in_channels: int = 3, **options) -> UNet:
     """U-Net; ``padding="same"`` (output = input size, default) or ``"valid"`` (the original)."""
     if options.get("weights_backbone") is not None:

@@ -1,0 +1,76 @@
+"""The ``seglab`` command line: each subcommand parses its options, calls the library, reports.
+
+Errors a user can fix (a missing file, a bad parameter, an output folder that cannot be written)
+print one line on stderr and exit with status 2; results appear whole or not at all (see
+:mod:`seglab.batch`). One module per group of subcommands: :mod:`.segment` (segment, demo),
+:mod:`.engine` (train, evaluate, predict, export, models); :mod:`._common` holds what they share.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Sequence
+
+from .. import __version__
+from . import _common, engine, segment
+from ._common import EXIT_USAGE, Parser, UsageError
+
+__all__ = ["UsageError", "build_parser", "main"]
+
+
+def build_parser() -> Parser:
+    """The ``seglab`` parser with every subcommand."""
+    parser = Parser(
+        prog="seglab",
+        description="Image segmentation: clustering (k-means, mean-shift), fully convolutional "
+        "networks and Mask R-CNN.",
+        epilog="example:\n  seglab segment photo.jpg --k 5 --out results\n\n"
+        "run 'seglab COMMAND --help' for a command's options.",
+        formatter_class=_common.RAW,
+    )
+    parser.add_argument("--version", action="version", version=f"seglab {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    segment.add_parsers(sub)
+    engine.add_parsers(sub)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """The ``seglab`` command; returns the exit status."""
+    try:
+        return _main(argv)
+    except BrokenPipeError:  # output piped into `head` and the like: stop quietly
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
+
+
+def _main(argv: Sequence[str] | None) -> int:
+    parser = build_parser()
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exc:  # --help, --version, or a usage error already reported
+        return int(exc.code or 0)
+    if args.command is None:
+        parser.print_help()
+        return EXIT_USAGE
+    _common.configure_logging(getattr(args, "quiet", False))
+    try:
+        return args.run(args)
+    except (UsageError, ValueError, FileNotFoundError) as exc:
+        print(f"seglab: error: {_one_line(exc)}", file=sys.stderr)
+        return EXIT_USAGE
+    except PermissionError as exc:
+        print(f"seglab: error: permission denied: {exc.filename}", file=sys.stderr)
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        print("seglab: interrupted", file=sys.stderr)
+        return 130
+
+
+def _one_line(exc: BaseException) -> str:
+    return " ".join(str(exc).split())
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

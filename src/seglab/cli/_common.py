@@ -1,0 +1,151 @@
+"""What every subcommand shares: the parser, argument types, shared options, messages."""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import logging
+import sys
+
+import numpy as np
+
+EXIT_USAGE = 2
+RAW = argparse.RawDescriptionHelpFormatter
+
+
+class UsageError(Exception):
+    """A problem with the user's input: reported in one line, exit status 2."""
+
+
+class Parser(argparse.ArgumentParser):
+    """argparse, but a usage error is one line on stderr (no usage dump), exit status 2."""
+
+    def error(self, message: str):  # type: ignore[override]
+        self.exit(EXIT_USAGE, f"seglab: error: {message} (see '{self.prog} --help')\n")
+
+
+def number(minimum: float = 0.0, strict: bool = False, below: float | None = None):
+    """An argparse type: a finite number >= minimum (> with ``strict``), < ``below`` if given."""
+
+    def parse(text: str) -> float:
+        try:
+            v = float(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+        if not np.isfinite(v) or v < minimum or (strict and v == minimum):
+            raise argparse.ArgumentTypeError(
+                f"expected a finite number {'>' if strict else '>='} {minimum:g}, got {text}"
+            )
+        if below is not None and v >= below:
+            raise argparse.ArgumentTypeError(f"expected a number below {below:g}, got {text}")
+        return v
+
+    return parse
+
+
+def integer(minimum: int = 1):
+    """An argparse type: an integer >= ``minimum``."""
+
+    def parse(text: str) -> int:
+        try:
+            v = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
+        if v < minimum:
+            raise argparse.ArgumentTypeError(f"expected an integer >= {minimum}, got {v}")
+        return v
+
+    return parse
+
+
+def integers(text: str) -> list[int]:
+    """``"2,3,5"`` -> [2, 3, 5], each >= 1."""
+    try:
+        values = [int(t) for t in text.split(",") if t.strip()]
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"expected an integer or a comma-separated list such as 2,3,5; got {text!r}"
+        ) from None
+    if not values or min(values) < 1:
+        raise argparse.ArgumentTypeError(f"values must be >= 1, got {text!r}")
+    return values
+
+
+def checked_by(module: str, function: str):
+    """An argparse type that keeps the text if ``seglab.<module>.<function>(text)`` accepts it
+    (imported when first used: the CLI starts fast) and turns its ValueError into the message."""
+
+    def parse(text: str) -> str:
+        check = getattr(importlib.import_module(f"seglab.{module}"), function)
+        try:
+            check(text)
+        except ValueError as exc:
+            raise argparse.ArgumentTypeError(str(exc)) from None
+        return text
+
+    return parse
+
+
+def command(sub, name: str, help: str, description: str, examples: str) -> Parser:
+    """A subcommand parser with its examples as epilog."""
+    return sub.add_parser(name, help=help, description=description, epilog=examples,
+                          formatter_class=RAW)  # fmt: skip
+
+
+def add_output(p: argparse.ArgumentParser, default_out: str, device: bool = True) -> None:
+    """The options every command that writes results shares: --out, --device, --quiet."""
+    # fmt: off
+    p.add_argument("--out", default=default_out, metavar="DIR", help=f"(default: {default_out})")
+    if device:
+        p.add_argument("--device", help="cpu, cuda, cuda:N or auto (default: the method's own)")
+    p.add_argument("--quiet", action="store_true", help="no progress bars or messages")
+    # fmt: on
+
+
+def add_inputs(p: argparse.ArgumentParser) -> None:
+    """Inputs as files, folders or glob patterns, and the options of large batches."""
+    # fmt: off
+    p.add_argument("images", nargs="+", metavar="IMAGE", help="image files, folders or globs")
+    p.add_argument("--recursive", action="store_true", help="also take images in sub-folders")
+    p.add_argument("--skip-existing", action="store_true",
+                   help="leave images whose result folder exists (resumes a batch; finished "
+                   "images are kept if a later one fails)")
+    p.add_argument("--max-pixels", type=integer(1), metavar="N",
+                   help="refuse larger images, from their header (default: 100000000, or the "
+                   "SEGLAB_MAX_PIXELS environment variable)")
+    # fmt: on
+
+
+def given(args: argparse.Namespace, names: tuple[str, ...]) -> dict:
+    """``{name: value}`` for the options the user gave; those left at None keep the library's
+    defaults (the CLI restates none of them)."""
+    return {n: getattr(args, n) for n in names if getattr(args, n) is not None}
+
+
+class _Format(logging.Formatter):
+    def format(self, record: logging.LogRecord) -> str:
+        text = record.getMessage()
+        return f"seglab: warning: {text}" if record.levelno >= logging.WARNING else text
+
+
+def configure_logging(quiet: bool) -> None:
+    """Library messages (the ``seglab`` logger) on stderr: info unless ``quiet``, warnings always."""
+    logger = logging.getLogger("seglab")
+    for handler in [h for h in logger.handlers if getattr(h, "_seglab_cli", False)]:
+        logger.removeHandler(handler)
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(_Format())
+    handler._seglab_cli = True  # type: ignore[attr-defined]
+    logger.addHandler(handler)
+    logger.setLevel(logging.WARNING if quiet else logging.INFO)
+
+
+def say(args: argparse.Namespace, message: str) -> None:
+    """A closing message on stdout, unless --quiet; under torchrun it names the process."""
+    import os
+
+    if getattr(args, "quiet", False):
+        return
+    world = os.environ.get("WORLD_SIZE", "1")
+    rank = f"[rank {os.environ.get('RANK', '0')}/{world}] " if world != "1" else ""
+    print(f"seglab: {rank}{message}")

@@ -1,0 +1,169 @@
+"""``seglab train | evaluate | predict | export | models``: parse, call :mod:`seglab.engine`."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from . import _common as c
+
+PREDICT_EXAMPLES = """\
+examples:
+  seglab predict runs/qs/best.pt photo.png --out predictions
+  seglab predict runs/qs/best.pt scans/ --skip-existing --out predictions
+  seglab predict runs/qs/best.pt slide.tif --tile 512 --overlap 0.25 --tta hflip
+  seglab predict model.onnx slide.tif --tile 512
+  seglab predict --model mask_rcnn runs/cells/best.pt cells.png --score-threshold 0.6
+  torchrun --nnodes 4 --nproc_per_node 8 -m seglab predict runs/qs/best.pt scans/ --out preds
+semantic models write labels.png (labels.tif for TIFF input), overlay.png and summary.json;
+instance models write instances.png (16-bit ids), instances.json (COCO results, RLE),
+overlay.png and, with --semantic, semantic.png
+"""
+PREDICT_OPTIONS = ("tile", "overlap", "batch_size", "weighting", "tta", "amp", "score_threshold",
+                   "mask_threshold", "semantic", "max_pixels")  # fmt: skip
+
+
+def add_parsers(sub) -> None:
+    # fmt: off
+    tr = c.command(sub, "train", "train a network from a YAML config",
+                   "Train a segmentation network as a YAML config says (see configs/). A run "
+                   "folder that holds an earlier run is refused unless --resume or --overwrite.",
+                   "examples:\n  seglab train configs/quickstart.yaml --out runs/qs\n"
+                   "  seglab train configs/nuclei_unet.yaml --set train.epochs=5\n"
+                   "  seglab train configs/quickstart.yaml --out runs/qs --resume\n")
+    tr.add_argument("config", help="YAML config file")
+    tr.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                    help="override a config field (repeatable)")
+    tr.add_argument("--out", help="run folder (default: the config's 'out')")
+    tr.add_argument("--resume", action="store_true", help="continue the run in OUT from last.pt")
+    tr.add_argument("--overwrite", action="store_true", help="replace an earlier run in OUT")
+    tr.add_argument("--quiet", action="store_true", help="no progress bars or messages")
+    tr.set_defaults(run=run_train)
+
+    ev = c.command(sub, "evaluate", "measure a checkpoint on a data split",
+                   "Evaluate a checkpoint: metrics.json (pixel accuracy, mean IoU, ...; COCO AP "
+                   "for instance models), confusion.png and samples.png.",
+                   "example:\n  seglab evaluate runs/qs/best.pt --split test --out runs/qs/eval\n")
+    ev.add_argument("checkpoint")
+    ev.add_argument("--split", default="test", choices=["train", "val", "test"])
+    ev.add_argument("--data", help="dataset folder (default: the one it was trained on)")
+    c.add_output(ev, "seglab-eval")
+    ev.set_defaults(run=run_evaluate)
+
+    pr = c.command(sub, "predict", "segment images with a trained checkpoint",
+                   "Segment images with a seglab checkpoint or an exported .onnx model; under "
+                   "torchrun each process takes its share of the images.", PREDICT_EXAMPLES)
+    pr.add_argument("checkpoint")
+    c.add_inputs(pr)
+    c.add_output(pr, "seglab-predictions")
+    pr.add_argument("--tile", type=c.integer(1), metavar="N",
+                    help="segment by overlapping N x N tiles, blended without seams")
+    pr.add_argument("--overlap", type=c.number(0.0, below=1.0), default=0.25,
+                    help="fraction of a tile shared with its neighbours (default: 0.25)")
+    pr.add_argument("--batch-size", type=c.integer(1), default=4, help="tiles per pass (default: 4)")
+    pr.add_argument("--weighting", choices=["gaussian", "uniform"], default="gaussian",
+                    help="blending window inside a tile (default: gaussian)")
+    pr.add_argument("--tta", type=c.checked_by("inference", "parse_tta"), metavar="AUG[,AUG...]",
+                    help="test-time augmentation: hflip, vflip and scales, e.g. hflip,0.75,1.25")
+    pr.add_argument("--amp", action="store_true", help="mixed precision (CUDA: float16)")
+    inst = pr.add_argument_group("instance models (mask_rcnn)")
+    inst.add_argument("--model", metavar="NAME", help="the model the checkpoint must hold")
+    inst.add_argument("--score-threshold", type=c.number(0.0, below=1.0), default=0.5,
+                      help="keep instances scoring at least this (default: 0.5)")
+    inst.add_argument("--mask-threshold", type=c.number(0.0, below=1.0), default=0.5,
+                      help="mask probability that counts as inside (default: 0.5)")
+    inst.add_argument("--semantic", action="store_true", help="also write semantic.png")
+    pr.set_defaults(run=run_predict)
+
+    ex = c.command(sub, "export", "export a checkpoint to ONNX",
+                   "Export a checkpoint's network to ONNX with dynamic batch, height and width; "
+                   "onnxruntime checks it on two sizes. Writes MODEL.onnx and MODEL.json.",
+                   "example:\n  seglab export runs/qs/best.pt --format onnx --out model.onnx\n")
+    ex.add_argument("checkpoint")
+    ex.add_argument("--format", choices=["onnx"], default="onnx")
+    ex.add_argument("--out", help="output file (default: CHECKPOINT with .onnx)")
+    ex.add_argument("--opset", type=c.integer(1), default=17, help="ONNX opset (default: 17)")
+    ex.add_argument("--overwrite", action="store_true", help="replace an existing file")
+    ex.set_defaults(run=run_export)
+
+    mo = c.command(sub, "models", "list the segmentation networks seglab can build",
+                   "List the registered networks: parameters, output stride, inputs, paper.",
+                   "examples:\n  seglab models\n  seglab models --num-classes 2\n")
+    mo.add_argument("--num-classes", type=c.integer(1), help="count parameters for this many")
+    mo.set_defaults(run=run_models)
+    # fmt: on
+
+
+def run_train(args: argparse.Namespace) -> int:
+    from ..engine import load_config, train
+
+    overrides = list(args.set) + ([f"out={args.out}"] if args.out else [])
+    cfg = load_config(args.config, overrides)
+    m = train(cfg, resume=args.resume, progress=not args.quiet, overwrite=args.overwrite)
+    if "mean_iou" in m:  # under torchrun only the first process evaluates
+        c.say(args, f"checkpoints in {Path(cfg['out']).resolve()} (validation mean IoU "
+              f"{m['mean_iou']:.4f})")  # fmt: skip
+    elif "mask_ap50" in m:
+        c.say(args, f"checkpoints in {Path(cfg['out']).resolve()} (validation mask AP50 "
+              f"{m['mask_ap50']:.4f}, F1@0.5 {m['f1_50']:.4f})")  # fmt: skip
+    return 0
+
+
+def run_evaluate(args: argparse.Namespace) -> int:
+    from ..engine import evaluate
+
+    m = evaluate(args.checkpoint, args.split, args.out, args.data, args.device or "auto")
+    if "mask_ap" in m:  # an instance model
+        print(f"{args.split}: mask AP {m['mask_ap']:.4f}  AP50 {m['mask_ap50']:.4f}  AP75 "
+              f"{m['mask_ap75']:.4f}  box AP {m['box_ap']:.4f}  F1@0.5 {m['f1_50']:.4f}")  # fmt: skip
+    else:
+        print(f"{args.split}: pixel accuracy {m['pixel_accuracy']:.4f}  mean accuracy "
+              f"{m['mean_accuracy']:.4f}  mean IoU {m['mean_iou']:.4f}  f.w. IoU {m['fw_iou']:.4f}")  # fmt: skip
+        for name, iou in zip(m["classes"], m["iou"], strict=True):
+            print(f"  {name:20s} IoU {iou:.4f}")
+    c.say(args, f"wrote {Path(args.out).resolve() / 'metrics.json'}")
+    return 0
+
+
+def run_predict(args: argparse.Namespace) -> int:
+    from ..engine import predict
+
+    options = {k: getattr(args, k) for k in PREDICT_OPTIONS}
+    written = predict(args.checkpoint, args.images, args.out, args.device or "auto",
+                      skip_existing=args.skip_existing, recursive=args.recursive,
+                      model_name=args.model, progress=not args.quiet, **options)  # fmt: skip
+    c.say(args, f"wrote {len(written)} predictions to {Path(args.out).resolve()}")
+    return 0
+
+
+def run_export(args: argparse.Namespace) -> int:
+    from ..inference import export_checkpoint
+
+    target = Path(args.out) if args.out else Path(args.checkpoint).with_suffix(".onnx")
+    if target.is_dir():
+        raise c.UsageError(f"--out {target} is a folder; give the .onnx file to write")
+    for path in (target, target.with_suffix(".json")):
+        if path.exists() and not args.overwrite:
+            raise c.UsageError(f"{path} exists; pass --overwrite to replace it, or another --out")
+    report = export_checkpoint(args.checkpoint, target, opset=args.opset)
+    diffs = ", ".join(f"{h}x{w}: {d:.2e}" for (h, w), d in
+                      zip(report["sizes"], report["max_abs_diff"], strict=True))  # fmt: skip
+    c.say(args, f"wrote {target.resolve()} (onnxruntime vs PyTorch max abs difference {diffs})")
+    return 0
+
+
+def run_models(args: argparse.Namespace) -> int:
+    from ..models import count_parameters, list_models, model_info
+
+    rows = [("model", "parameters", "paper says", "stride", "input", "paper")]
+    for name in list_models():
+        info = model_info(name)
+        n = count_parameters(name, args.num_classes)
+        paper = "-" if info.paper_params is None else f"paper {info.paper_params:g} M"
+        classes = args.num_classes or info.paper_classes
+        rows.append((name, f"{n / 1e6:.2f} M ({classes} cl.)", paper, f"/{info.output_stride}",
+                     info.inputs, info.paper))  # fmt: skip
+    widths = [max(len(str(r[i])) for r in rows) for i in range(len(rows[0]))]
+    for r in rows:
+        print("  ".join(str(v).ljust(wd) for v, wd in zip(r, widths, strict=True)).rstrip())
+    return 0

@@ -1,0 +1,129 @@
+"""``seglab segment`` and ``seglab demo``: parse, call :mod:`seglab.segment`, report."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from . import _common as c
+
+SEGMENT_EXAMPLES = """\
+examples:
+  seglab segment photo.jpg --n-clusters 5 --out results
+  seglab segment photos/ --method meanshift --hs 7 --hr 6.5 --min-region-size 20 --out results
+  seglab segment 'scans/*.tif' --k 2 --features gray --skip-existing --out results
+  seglab segment a.png b.png --k 2,3,5 --features lab+xy --spatial-weight 0.05 --out results
+  seglab segment cells.png --method sliding --checkpoint runs/patch_nuclei/best.pt --stride 2
+  torchrun --nproc_per_node 2 -m seglab segment photos/ --out results   # 2 processes
+
+writes, for each image, RESULTS/<image stem>/: labels.png (16-bit ids; labels.tif, 32-bit, when
+they do not fit), overlay.png, mean_color.png, boundaries.png and summary.json; with several K one
+sub-folder k<K>/ per K plus k_sweep.png. Mean-shift also writes filtered.png. --method sliding
+classifies a patch around every pixel with a trained patch classifier (the slow baseline);
+--method patch-fcn computes the same map in one pass with its fully convolutional twin.
+"""
+
+# the library parameters each method takes from the options (unset ones keep library defaults)
+KMEANS = ("n_clusters", "features", "spatial_weight", "min_region_size", "random_state", "n_init",
+          "device")  # fmt: skip
+MEANSHIFT = ("spatial_bandwidth", "range_bandwidth", "kernel", "features", "min_region_size")
+PATCH = ("stride", "batch_size")
+
+
+def _weight(text: str) -> float | str:
+    return text if text == "auto" else c.number(0.0)(text)
+
+
+def add_method_options(p: argparse.ArgumentParser) -> None:
+    """The options of every method (shared by segment, demo and compare). Options left unset
+    keep the defaults of the estimators (seglab.cluster.KMeansSegmenter, MeanShiftSegmenter)."""
+    # fmt: off
+    p.add_argument("--method", choices=["kmeans", "meanshift", "sliding", "patch-fcn"],
+                   default="kmeans", help="(default: kmeans); sliding, patch-fcn need --checkpoint")
+    p.add_argument("--features", type=c.checked_by("features", "parse_features"),
+                   help="per-pixel features joined by '+': rgb, lab, luv, hsv, gray, xy, grad, "
+                   "texture (default: lab+xy for kmeans, luv for meanshift)")
+    p.add_argument("--min-region-size", type=c.integer(0), metavar="N",
+                   help="merge connected regions smaller than N pixels into a neighbour")
+    km = p.add_argument_group("k-means (KMeansSegmenter)")
+    km.add_argument("--n-clusters", "--k", dest="n_clusters", type=c.integers,
+                    metavar="K[,K...]", help="number of clusters, or a list to compare")
+    km.add_argument("--spatial-weight", type=_weight, metavar="W",
+                    help="colour units per pixel of distance, or 'auto' = 25 / diagonal")
+    km.add_argument("--random-state", "--seed", dest="random_state", type=int,
+                    help="seed of k-means++ (default: 0, reproducible)")
+    km.add_argument("--n-init", type=c.integer(1), help="restarts, the best kept")
+    ms = p.add_argument_group("mean-shift (MeanShiftSegmenter)")
+    ms.add_argument("--spatial-bandwidth", "--hs", dest="spatial_bandwidth",
+                    type=c.number(0.0, strict=True), help="hs, in pixels")
+    ms.add_argument("--range-bandwidth", "--hr", dest="range_bandwidth",
+                    type=c.number(0.0, strict=True), help="hr, in feature units (L*u*v*)")
+    ms.add_argument("--kernel", choices=["flat", "epanechnikov", "gaussian"])
+    pc = p.add_argument_group("patch classifier (--method sliding | patch-fcn)")
+    pc.add_argument("--checkpoint", metavar="CKPT", help="a patch_classifier from 'seglab train'")
+    pc.add_argument("--stride", type=c.integer(1), help="classify every S-th pixel")
+    pc.add_argument("--batch-size", type=c.integer(1), help="patches per forward pass")
+    # fmt: on
+
+
+def method_options(args: argparse.Namespace) -> dict:
+    """The library call's keyword arguments for ``args.method``."""
+    if args.method == "kmeans":
+        return c.given(args, KMEANS)
+    if args.method == "meanshift":
+        return c.given(args, MEANSHIFT)
+    if args.checkpoint is None:
+        raise c.UsageError(
+            f"--method {args.method} needs --checkpoint CKPT (a trained patch_classifier, e.g. "
+            "from 'seglab train configs/patch_nuclei.yaml')"
+        )
+    from ..engine import load_model
+    from ..models.sliding import PatchClassifier
+
+    model, class_map = load_model(args.checkpoint, args.device or "auto")
+    if not isinstance(model, PatchClassifier):
+        raise c.UsageError(
+            f"{args.checkpoint} holds a {type(model).__name__}, not a patch_classifier; segment "
+            "with it by 'seglab predict CHECKPOINT IMAGES'"
+        )
+    return {**c.given(args, PATCH), "model": model, "class_names": class_map.names}
+
+
+def add_parsers(sub) -> None:
+    # fmt: off
+    p = c.command(sub, "segment", "segment images by clustering their pixels (or by patches)",
+                  "Segment images by clustering per-pixel features: k-means, or mean-shift in "
+                  "the joint spatial-range domain.", SEGMENT_EXAMPLES)
+    c.add_inputs(p)
+    add_method_options(p)
+    c.add_output(p, "seglab-out")
+    p.set_defaults(run=run_segment)
+    d = c.command(sub, "demo", "segment a bundled example photo",
+                  "Segment one of the photos bundled with seglab (K = 2, 4, 8 by default).",
+                  "examples:\n  seglab demo\n  seglab demo --image coffee --k 3,5,8 --out demo\n")
+    d.add_argument("--image", default="chelsea", choices=["chelsea", "coffee", "rocket"],
+                   help="which bundled photo (default: chelsea)")
+    add_method_options(d)
+    c.add_output(d, "seglab-demo")
+    d.set_defaults(run=run_demo, skip_existing=False, recursive=False, max_pixels=None)
+    # fmt: on
+
+
+def run_segment(args: argparse.Namespace) -> int:
+    from ..segment import segment_files
+
+    options = method_options(args)
+    written = segment_files(args.images, args.out, args.method, skip_existing=args.skip_existing,
+                            recursive=args.recursive, max_pixels=args.max_pixels,
+                            progress=not args.quiet, **options)  # fmt: skip
+    c.say(args, f"wrote results for {len(written)} images to {Path(args.out).resolve()}")
+    return 0
+
+
+def run_demo(args: argparse.Namespace) -> int:
+    from ..data import sample_path
+
+    if args.method == "kmeans" and args.n_clusters is None:
+        args.n_clusters = [2, 4, 8]
+    args.images = [str(sample_path(args.image))]
+    return run_segment(args)

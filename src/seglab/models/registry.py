@@ -1,0 +1,104 @@
+"""One registry of the networks seglab builds by name, filled where each is defined.
+
+Adding a model means adding one module whose builder carries the decorator::
+
+    @register_model(output_stride=16, inputs="any H x W", paper="Someone et al., 2026",
+                    paper_params=12.3, paper_classes=21)
+    def my_net(num_classes: int = 21, in_channels: int = 3, **options) -> nn.Module:
+        ...
+
+and importing that module in :mod:`seglab.models`. ``build``, ``list_models``, ``seglab models``
+and the training config all read this registry.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from torch import nn
+
+from .._checks import check_positive_int
+
+
+@dataclass(frozen=True)
+class ModelInfo:
+    """What the registry knows of a model."""
+
+    name: str
+    builder: Callable[..., nn.Module]
+    output_stride: int
+    inputs: str
+    paper: str
+    paper_params: float | None  # millions, as the paper reports (at its number of classes)
+    paper_classes: int
+
+
+_REGISTRY: dict[str, ModelInfo] = {}
+
+
+def register(info: ModelInfo) -> None:
+    """Add ``info`` to the registry (a name can be registered once)."""
+    if info.name in _REGISTRY:
+        raise ValueError(f"model {info.name!r} is already registered")
+    _REGISTRY[info.name] = info
+
+
+def register_model(
+    output_stride: int,
+    inputs: str,
+    paper: str,
+    paper_params: float | None,
+    paper_classes: int,
+    name: str | None = None,
+):
+    """Decorator: register a builder under ``name`` (default: the function's name)."""
+
+    def wrap(builder: Callable[..., nn.Module]) -> Callable[..., nn.Module]:
+        info = ModelInfo(
+            name or builder.__name__, builder, output_stride, inputs, paper, paper_params,
+            paper_classes,
+        )  # fmt: skip
+        register(info)
+        return builder
+
+    return wrap
+
+
+def list_models() -> list[str]:
+    """Names of the registered models."""
+    return sorted(_REGISTRY)
+
+
+def model_info(name: str) -> ModelInfo:
+    """The registry's entry for ``name``."""
+    if name not in _REGISTRY:
+        raise ValueError(f"unknown model {name!r}; choose one of {', '.join(list_models())}")
+    return _REGISTRY[name]
+
+
+def build(name: str, num_classes: int = 21, in_channels: int = 3, **options: Any) -> nn.Module:
+    """Build a registered model: ``build("fcn8s", num_classes=21, backbone="vgg16")``.
+
+    ``options`` go to the architecture (``backbone`` and ``weights_backbone`` for FCN,
+    ``weights_backbone`` for SegNet/DeconvNet, ``padding``/``depth``/``width``/``upsampling`` for
+    U-Net, ``dropout`` for FC-DenseNet ...).
+    """
+    info = model_info(name)
+    check_positive_int(num_classes, "num_classes")
+    check_positive_int(in_channels, "in_channels")
+    try:
+        return info.builder(num_classes=num_classes, in_channels=in_channels, **options)
+    except TypeError as exc:
+        raise ValueError(f"{name}: {exc}") from None
+
+
+def count_parameters(name: str, num_classes: int | None = None, **options: Any) -> int:
+    """Parameters of a model built on the meta device (no memory, no initialisation cost)."""
+    import torch
+
+    info = model_info(name)
+    with torch.device("meta"):
+        model = build(name, num_classes=num_classes or info.paper_classes, **options)
+    return sum(p.numel() for p in model.parameters())

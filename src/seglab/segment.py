@@ -1,0 +1,384 @@
+"""The segmentation pipeline behind ``seglab segment``, callable from Python.
+
+One call per method, the same for the command line, ``seglab compare`` and any script::
+
+    from seglab.segment import segment, write_segmentation
+    result = segment(image, "kmeans", n_clusters=5)        # a Segmentation
+    result = segment(image, "meanshift", spatial_bandwidth=7, range_bandwidth=6.5)
+    write_segmentation("out/photo", image, result)           # labels, pictures, summary.json
+
+The parameters are those of the estimator behind each method (:class:`~seglab.cluster.KMeansSegmenter`,
+:class:`~seglab.cluster.MeanShiftSegmenter`) and keep its defaults; the patch-classifier methods
+(``sliding`` and its fully convolutional twin ``patch-fcn``) take a trained ``model``. Before any
+work, :func:`check_memory` compares an estimate of the memory a method needs with what the machine
+has, and refuses with advice instead of dying half-way.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+import warnings
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from . import io
+from ._checks import check_choice, check_positive_int
+
+logger = logging.getLogger(__name__)
+
+#: The methods :func:`segment` runs; the last two need a trained patch classifier (``model=``).
+METHODS = ("kmeans", "meanshift", "sliding", "patch-fcn")
+CLUSTERING = ("kmeans", "meanshift")
+
+# Bytes per pixel each method holds at its peak (features, labels, bounds, modes, pictures),
+# counted from the arrays each method allocates, with room for temporaries; the feature
+# dimension adds its part. An estimate to refuse hopeless runs early, not a promise.
+_BYTES_PER_PIXEL = {"kmeans": 96, "meanshift": 160, "sliding": 48, "patch-fcn": 400}
+_BYTES_PER_FEATURE = {"kmeans": 24, "meanshift": 32, "sliding": 0, "patch-fcn": 0}
+
+
+@dataclass
+class Segmentation:
+    """What one method made of one image.
+
+    Attributes
+    ----------
+    method : str
+        The method's name (one of :data:`METHODS`).
+    labels : ndarray of shape (H, W)
+        Cluster ids (k-means), region ids (mean-shift) or class ids (patch classifier).
+    seconds : float
+        Time spent segmenting (reading and writing files not included).
+    parameters : dict
+        The parameters the method was called with.
+    info : dict
+        Numbers for ``summary.json`` (inertia, iterations, modes, regions, ...).
+    pictures : dict
+        Extra pictures by file name (mean-shift's ``filtered.png``).
+    kind : str
+        ``"clusters"``, ``"regions"`` or ``"classes"``: what a label means.
+    class_names : tuple of str or None
+        Class names, for methods that predict classes.
+    """
+
+    method: str
+    labels: np.ndarray
+    seconds: float
+    parameters: dict
+    info: dict = field(default_factory=dict)
+    pictures: dict = field(default_factory=dict)
+    kind: str = "clusters"
+    class_names: tuple[str, ...] | None = None
+
+    @property
+    def n_segments(self) -> int:
+        """Number of distinct labels."""
+        return int(np.unique(self.labels).size)
+
+
+def available_memory() -> int | None:
+    """Bytes of memory available now (``MemAvailable``), or None where the system does not say."""
+    try:
+        with open("/proc/meminfo") as f:
+            for line in f:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    try:
+        return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (ValueError, OSError, AttributeError):
+        return None
+
+
+def estimate_memory(method: str, shape: tuple[int, ...], n_features: int = 5) -> int:
+    """Bytes that ``method`` needs at its peak for an image of ``shape`` (H, W[, C])."""
+    check_choice(method, "method", METHODS)
+    pixels = int(shape[0]) * int(shape[1])
+    per_pixel = _BYTES_PER_PIXEL[method] + _BYTES_PER_FEATURE[method] * n_features
+    return pixels * per_pixel
+
+
+def check_memory(method: str, shape: tuple[int, ...], max_memory: int | None = None) -> None:
+    """Refuse, before any work, an image that ``method`` cannot segment in ``max_memory`` bytes
+    (default: the memory available now).
+
+    Raises
+    ------
+    ValueError
+        With the estimate, what is available, and what to do instead.
+    """
+    limit = available_memory() if max_memory is None else int(max_memory)
+    if limit is None:
+        return
+    need = estimate_memory(method, shape)
+    if need > limit:
+        h, w = shape[:2]
+        raise ValueError(
+            f"{method} on a {w} x {h} image needs about {need / 2**30:.1f} GiB of memory and "
+            f"{limit / 2**30:.1f} GiB is available; downscale the image, or segment it by tiles "
+            "with a trained network ('seglab predict --tile')"
+        )
+
+
+def make_segmenter(method: str, **params: Any):
+    """The estimator behind a clustering method, with ``params`` (the others at its defaults)."""
+    from .cluster import KMeansSegmenter, MeanShiftSegmenter
+
+    check_choice(method, "method", CLUSTERING)
+    cls = KMeansSegmenter if method == "kmeans" else MeanShiftSegmenter
+    try:
+        return cls(**params)
+    except TypeError:
+        import inspect
+
+        known = [p for p in inspect.signature(cls).parameters if p != "self"]
+        unknown = sorted(set(params) - set(known))
+        raise ValueError(
+            f"{method} has no parameter {', '.join(unknown)}; it takes {', '.join(known)}"
+        ) from None
+
+
+def segment(
+    image: np.ndarray,
+    method: str = "kmeans",
+    *,
+    model: Any = None,
+    class_names: Sequence[str] | None = None,
+    max_memory: int | None = None,
+    progress: bool = False,
+    **params: Any,
+) -> Segmentation:
+    """Segment ``image`` with ``method`` and the method's ``params``.
+
+    Parameters
+    ----------
+    image : ndarray
+        (H, W) gray or (H, W, 3) RGB, uint8, uint16 or float in [0, 1].
+    method : {"kmeans", "meanshift", "sliding", "patch-fcn"}
+        k-means or mean-shift clustering of per-pixel features, or a trained patch classifier
+        (``model``), run patch by patch (``sliding``) or as its fully convolutional twin.
+    model : PatchClassifier, optional
+        The classifier of the patch methods (see :func:`seglab.engine.load_model`).
+    class_names : sequence of str, optional
+        Names of the classifier's classes, for the summary.
+    max_memory : int, optional
+        Bytes the method may use (default: what is available); see :func:`check_memory`.
+    progress : bool
+        A progress bar for the sliding window.
+    **params
+        The estimator's parameters (``n_clusters``, ``features``, ``spatial_weight``,
+        ``random_state``, ...; ``spatial_bandwidth``, ``range_bandwidth``, ``kernel``,
+        ``min_region_size``, ...), or ``stride`` and ``batch_size`` for the patch methods.
+
+    Returns
+    -------
+    Segmentation
+    """
+    from .image import check_image
+
+    check_choice(method, "method", METHODS)
+    image = check_image(image)
+    check_memory(method, image.shape, max_memory)
+    if method in CLUSTERING:
+        return _cluster(image, method, params)
+    return _classify_patches(image, method, model, class_names, params, progress)
+
+
+def _cluster(image: np.ndarray, method: str, params: dict) -> Segmentation:
+    if method == "kmeans":
+        params = {"random_state": 0, **params}  # reproducible unless asked otherwise
+    seg = make_segmenter(method, **params)
+    t0 = time.perf_counter()
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        seg.fit(image)
+    for w in caught:
+        logger.warning("%s", w.message)
+    seconds = time.perf_counter() - t0
+    labels = seg.labels_
+    counts = np.bincount(labels.ravel())
+    info: dict[str, Any] = {}
+    pictures = {}
+    if method == "kmeans":
+        info = {
+            "n_clusters": int(seg.n_clusters),
+            "inertia": float(seg.inertia_),
+            "n_iter": int(seg.n_iter_),
+            "n_regions": int(seg.n_regions_),
+            "spatial_weight_used": float(seg.spatial_weight_),
+        }
+    else:
+        info = {
+            "n_modes": int(seg.n_modes_),
+            "n_regions": int(seg.n_regions_),
+            "n_iter": int(seg.n_iter_),
+            "mean_iter": round(float(seg.mean_iter_), 3),
+        }
+        if seg.filtered_image_.dtype == np.uint8:
+            pictures["filtered.png"] = seg.filtered_image_
+    info["pixels_per_label"] = {str(i): int(c) for i, c in enumerate(counts)}
+    parameters = {"features": seg.features, "min_region_size": seg.min_region_size, **params}
+    return Segmentation(
+        method,
+        labels,
+        seconds,
+        parameters,
+        info,
+        pictures,
+        kind="clusters" if method == "kmeans" else "regions",
+    )
+
+
+def _classify_patches(image, method, model, class_names, params, progress) -> Segmentation:
+    from .models.sliding import PatchClassifier, segment_patch_fcn, segment_sliding
+
+    if not isinstance(model, PatchClassifier):
+        raise ValueError(
+            f"method {method!r} needs a trained patch_classifier as model=, got "
+            f"{type(model).__name__}"
+        )
+    unknown = sorted(set(params) - {"stride", "batch_size"})
+    if unknown:
+        raise ValueError(f"{method} takes stride and batch_size, not {', '.join(unknown)}")
+    s = check_positive_int(params.get("stride", 1), "stride")
+    batch_size = check_positive_int(params.get("batch_size", 1024), "batch_size")
+    t0 = time.perf_counter()
+    if method == "sliding":
+        grid = segment_sliding(model, image, stride=s, batch_size=batch_size, progress=progress)
+    else:
+        grid = segment_patch_fcn(model, image)[::s, ::s]
+    grid = grid.numpy()
+    seconds = time.perf_counter() - t0
+    h, w = image.shape[:2]
+    labels = np.repeat(np.repeat(grid, s, axis=0), s, axis=1)[:h, :w].astype(np.int64)
+    names = tuple(class_names) if class_names else tuple(str(i) for i in range(model.num_classes))
+    counts = np.bincount(grid.ravel(), minlength=len(names))
+    info = {
+        "classes": list(names),
+        "patch_size": model.patch_size,
+        "map_size": list(grid.shape),
+        "pixels_per_class": {n: int(c) for n, c in zip(names, counts, strict=False)},
+    }
+    return Segmentation(
+        method, labels, seconds, {"stride": s}, info, kind="classes", class_names=names
+    )
+
+
+def summary(result: Segmentation, image: np.ndarray, source: str | os.PathLike | None) -> dict:
+    """The ``summary.json`` of one segmentation."""
+    from . import __version__
+
+    return {
+        "image": None if source is None else str(source),
+        "height": int(image.shape[0]),
+        "width": int(image.shape[1]),
+        "method": result.method,
+        "parameters": result.parameters,
+        "seconds": round(result.seconds, 4),
+        "labels": io.labels_filename(result.labels),
+        **result.info,
+        "seglab_version": __version__,
+    }
+
+
+def write_segmentation(
+    folder: str | os.PathLike,
+    image: np.ndarray,
+    result: Segmentation,
+    source: str | os.PathLike | None = None,
+) -> dict:
+    """Write ``labels.png`` (16-bit ids; ``labels.tif``, 32-bit, when they do not fit),
+    ``overlay.png``, ``mean_color.png``, ``boundaries.png``, the method's extra pictures and
+    ``summary.json`` into ``folder``; returns the summary."""
+    from . import viz
+
+    folder = Path(folder)
+    labels = result.labels
+    io.write_labels(folder / io.labels_filename(labels), labels)
+    io.write_image(folder / "overlay.png", viz.overlay(image, labels, 0.5))
+    io.write_image(folder / "mean_color.png", viz.mean_color(image, labels))
+    io.write_image(folder / "boundaries.png", viz.mark_boundaries(image, labels))
+    for name, picture in result.pictures.items():
+        io.write_image(folder / name, picture)
+    info = summary(result, image, source)
+    io.write_json(folder / "summary.json", info)
+    return info
+
+
+def segment_to_folder(
+    image: np.ndarray,
+    folder: str | os.PathLike,
+    method: str = "kmeans",
+    *,
+    source: str | os.PathLike | None = None,
+    **options: Any,
+) -> dict:
+    """Segment and write, as ``seglab segment`` does for one image. A list of several
+    ``n_clusters`` is a K sweep: one sub-folder ``k<K>/`` per K and ``k_sweep.png``."""
+    ks = options.get("n_clusters")
+    if method != "kmeans" or not isinstance(ks, (list, tuple)) or len(ks) == 1:
+        if isinstance(ks, (list, tuple)):
+            options = {**options, "n_clusters": ks[0]}
+        return write_segmentation(folder, image, segment(image, method, **options), source)
+    from . import viz
+
+    folder = Path(folder)
+    runs = []
+    for k in ks:
+        result = segment(image, method, **{**options, "n_clusters": k})
+        runs.append((write_segmentation(folder / f"k{k}", image, result, source), result))
+    fig = viz.k_sweep_figure(
+        image,
+        [{"k": s["n_clusters"], "labels": r.labels, "inertia": s["inertia"]} for s, r in runs],
+        title=None if source is None else Path(source).name,
+    )
+    io.save_figure(folder / "k_sweep.png", fig)
+    import matplotlib.pyplot as plt
+
+    plt.close(fig)
+    info = {"image": None if source is None else str(source), "runs": [s for s, _ in runs]}
+    io.write_json(folder / "summary.json", info)
+    return info
+
+
+def segment_files(
+    inputs: Sequence[str | os.PathLike],
+    out: str | os.PathLike,
+    method: str = "kmeans",
+    *,
+    skip_existing: bool = False,
+    recursive: bool = False,
+    max_pixels: int | None = None,
+    progress: bool = False,
+    **options: Any,
+) -> list[Path]:
+    """Segment every image that ``inputs`` name (files, folders, glob patterns) into
+    ``out/<image stem>/``, as ``seglab segment`` does.
+
+    Images are checked from their headers first (a non-image or an oversized file stops the run
+    before any work), then decoded one at a time. Under ``torchrun`` each process takes its share
+    (:func:`seglab.batch.shard`). Each image's folder appears whole or not at all; a failing run
+    removes what it wrote and puts back the results it was replacing, unless ``skip_existing``
+    (then finished images stay, and a rerun skips them). Returns the folders written.
+    """
+    from .batch import find_images, run_batch, shard
+
+    check_choice(method, "method", METHODS)
+    paths = shard(find_images(inputs, recursive=recursive))
+    for path in paths:  # cheap checks first, before any work or any file is written
+        io.image_size(path, max_pixels)
+
+    def write(path: Path, folder: Path) -> None:
+        image = io.read_image(path, max_pixels)
+        segment_to_folder(image, folder, method, source=path, progress=progress, **options)
+
+    batch = run_batch(paths, out, write, skip_existing=skip_existing, progress=progress,
+                      desc="segmenting")  # fmt: skip
+    return batch.written
