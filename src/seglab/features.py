@@ -115,12 +115,17 @@ def pixel_features(
 ) -> np.ndarray:
     """Return the (H*W, D) float32 feature matrix of ``image``, pixels in row-major order.
 
-    Args:
-        image: gray, RGB or RGBA array (uint8, uint16 or float in [0, 1]).
-        features: groups joined by ``+``; see the module docstring for each group's units.
-        spatial_weight: colour units per pixel of distance for the ``xy`` group, or ``"auto"``
-            for 25 / (image diagonal in pixels): crossing the image counts as 25 colour units.
-        weights: optional extra multipliers per group, e.g. ``{"texture": 0.5}``.
+    Parameters
+    ----------
+    image
+        gray, RGB or RGBA array (uint8, uint16 or float in [0, 1]).
+    features
+        groups joined by ``+``; see the module docstring for each group's units.
+    spatial_weight
+        colour units per pixel of distance for the ``xy`` group, or ``"auto"``
+        for 25 / (image diagonal in pixels): crossing the image counts as 25 colour units.
+    weights
+        optional extra multipliers per group, e.g. ``{"texture": 0.5}``.
     """
     groups = parse_features(features)
     img = to_float(image)

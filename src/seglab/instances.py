@@ -18,6 +18,8 @@ import numpy as np
 import torch
 from torch import nn
 
+from ._checks import check_positive_int
+
 
 @dataclass
 class Instance:
@@ -39,7 +41,9 @@ class Instance:
         return out
 
 
-def instances_from_output(out: dict, mask_threshold: float, score_threshold: float, dy=0, dx=0):
+def instances_from_output(
+    out: dict, score_threshold: float, mask_threshold: float, dy: int = 0, dx: int = 0
+):
     """Instances of one image from torchvision's output dict, shifted by (dy, dx)."""
     found = []
     masks = out["masks"]
@@ -144,10 +148,9 @@ def predict_instances(
         if tile is None or (h <= tile and w <= tile):
             out = model([x.to(device)])[0]
             return sorted(
-                instances_from_output(out, mask_threshold, score_threshold), key=lambda i: -i.score
+                instances_from_output(out, score_threshold, mask_threshold), key=lambda i: -i.score
             )
-        if isinstance(tile, bool) or not isinstance(tile, int) or tile < 1:
-            raise ValueError(f"tile must be a positive integer, got {tile!r}")
+        check_positive_int(tile, "tile")
         rows, cols = _axis_tiles(h, tile, overlap, 32), _axis_tiles(w, tile, overlap, 32)
         from tqdm.auto import tqdm
 
@@ -160,7 +163,7 @@ def predict_instances(
                 left = x0 if c == 0 else (cols[c - 1][0] + cols[c - 1][1] + x0) / 2
                 right = x0 + tw if c == len(cols) - 1 else (x0 + tw + cols[c + 1][0]) / 2
                 out = model([x[:, y0 : y0 + th, x0 : x0 + tw].to(device)])[0]
-                for inst in instances_from_output(out, mask_threshold, score_threshold, y0, x0):
+                for inst in instances_from_output(out, score_threshold, mask_threshold, y0, x0):
                     cy = (inst.box[1] + inst.box[3]) / 2
                     cx = (inst.box[0] + inst.box[2]) / 2
                     if top <= cy < bottom and left <= cx < right:  # this tile's own part

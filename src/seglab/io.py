@@ -26,6 +26,7 @@ from typing import Any
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
+from ._checks import check_positive_int
 from .image import check_image
 
 # Pillow modes we can turn into a gray, RGB or RGBA array without guessing.
@@ -64,8 +65,7 @@ def pixel_limit(value: int | None = None) -> int:
             value = int(env)
         except ValueError:
             raise ValueError(f"SEGLAB_MAX_PIXELS must be an integer, got {env!r}") from None
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise ValueError(f"max_pixels must be an integer >= 1, got {value!r}")
+    check_positive_int(value, "max_pixels")
     return value
 
 

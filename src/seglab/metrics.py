@@ -5,6 +5,8 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from ._checks import check_positive_int
+
 
 def _as_label_tensor(x, name: str) -> torch.Tensor:
     """Integer labels as an int64 tensor (numpy arrays of any integer dtype, or tensors)."""
@@ -53,8 +55,7 @@ class ConfusionMatrix:
     """
 
     def __init__(self, num_classes: int, ignore_index: int | None = 255) -> None:
-        if isinstance(num_classes, bool) or not isinstance(num_classes, int) or num_classes < 1:
-            raise ValueError(f"num_classes must be an integer >= 1, got {num_classes!r}")
+        check_positive_int(num_classes, "num_classes")
         if ignore_index is not None and 0 <= ignore_index < num_classes:
             raise ValueError(f"ignore_index {ignore_index} is one of the {num_classes} classes")
         self.num_classes = num_classes

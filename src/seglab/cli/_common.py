@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import logging
+import os
 import sys
 
 import numpy as np
@@ -24,18 +25,17 @@ class Parser(argparse.ArgumentParser):
         self.exit(EXIT_USAGE, f"seglab: error: {message} (see '{self.prog} --help')\n")
 
 
-def number(minimum: float = 0.0, strict: bool = False, below: float | None = None):
-    """An argparse type: a finite number >= minimum (> with ``strict``), < ``below`` if given."""
+def number(minimum: float = 0.0, strict: bool = False, below: float | None = None, kind=float):
+    """An argparse type: a finite ``kind`` >= minimum (> with ``strict``), < ``below`` if given."""
 
-    def parse(text: str) -> float:
+    def parse(text: str):
         try:
-            v = float(text)
+            v = kind(text)
         except ValueError:
-            raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+            raise argparse.ArgumentTypeError(f"expected {kind.__name__}, got {text!r}") from None
         if not np.isfinite(v) or v < minimum or (strict and v == minimum):
-            raise argparse.ArgumentTypeError(
-                f"expected a finite number {'>' if strict else '>='} {minimum:g}, got {text}"
-            )
+            what = f"{'>' if strict else '>='} {minimum:g}"
+            raise argparse.ArgumentTypeError(f"expected a finite number {what}, got {text}")
         if below is not None and v >= below:
             raise argparse.ArgumentTypeError(f"expected a number below {below:g}, got {text}")
         return v
@@ -45,17 +45,7 @@ def number(minimum: float = 0.0, strict: bool = False, below: float | None = Non
 
 def integer(minimum: int = 1):
     """An argparse type: an integer >= ``minimum``."""
-
-    def parse(text: str) -> int:
-        try:
-            v = int(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
-        if v < minimum:
-            raise argparse.ArgumentTypeError(f"expected an integer >= {minimum}, got {v}")
-        return v
-
-    return parse
+    return number(minimum, kind=int)
 
 
 def integers(text: str) -> list[int]:
@@ -63,11 +53,9 @@ def integers(text: str) -> list[int]:
     try:
         values = [int(t) for t in text.split(",") if t.strip()]
     except ValueError:
-        raise argparse.ArgumentTypeError(
-            f"expected an integer or a comma-separated list such as 2,3,5; got {text!r}"
-        ) from None
+        values = []
     if not values or min(values) < 1:
-        raise argparse.ArgumentTypeError(f"values must be >= 1, got {text!r}")
+        raise argparse.ArgumentTypeError(f"expected integers >= 1 such as 5 or 2,3,5; got {text!r}")
     return values
 
 
@@ -76,9 +64,8 @@ def checked_by(module: str, function: str):
     (imported when first used: the CLI starts fast) and turns its ValueError into the message."""
 
     def parse(text: str) -> str:
-        check = getattr(importlib.import_module(f"seglab.{module}"), function)
         try:
-            check(text)
+            getattr(importlib.import_module(f"seglab.{module}"), function)(text)
         except ValueError as exc:
             raise argparse.ArgumentTypeError(str(exc)) from None
         return text
@@ -124,28 +111,24 @@ def given(args: argparse.Namespace, names: tuple[str, ...]) -> dict:
 
 class _Format(logging.Formatter):
     def format(self, record: logging.LogRecord) -> str:
-        text = record.getMessage()
-        return f"seglab: warning: {text}" if record.levelno >= logging.WARNING else text
+        warn = "seglab: warning: " if record.levelno >= logging.WARNING else ""
+        return warn + record.getMessage()
 
 
 def configure_logging(quiet: bool) -> None:
     """Library messages (the ``seglab`` logger) on stderr: info unless ``quiet``, warnings always."""
     logger = logging.getLogger("seglab")
-    for handler in [h for h in logger.handlers if getattr(h, "_seglab_cli", False)]:
+    for handler in [h for h in logger.handlers if isinstance(h.formatter, _Format)]:
         logger.removeHandler(handler)
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(_Format())
-    handler._seglab_cli = True  # type: ignore[attr-defined]
     logger.addHandler(handler)
     logger.setLevel(logging.WARNING if quiet else logging.INFO)
 
 
 def say(args: argparse.Namespace, message: str) -> None:
     """A closing message on stdout, unless --quiet; under torchrun it names the process."""
-    import os
-
-    if getattr(args, "quiet", False):
-        return
     world = os.environ.get("WORLD_SIZE", "1")
     rank = f"[rank {os.environ.get('RANK', '0')}/{world}] " if world != "1" else ""
-    print(f"seglab: {rank}{message}")
+    if not getattr(args, "quiet", False):
+        print(f"seglab: {rank}{message}")

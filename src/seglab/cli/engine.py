@@ -110,17 +110,10 @@ def run_train(args: argparse.Namespace) -> int:
 
 
 def run_evaluate(args: argparse.Namespace) -> int:
-    from ..engine import evaluate
+    from ..engine import describe, evaluate
 
-    m = evaluate(args.checkpoint, args.split, args.out, args.data, args.device or "auto")
-    if "mask_ap" in m:  # an instance model
-        print(f"{args.split}: mask AP {m['mask_ap']:.4f}  AP50 {m['mask_ap50']:.4f}  AP75 "
-              f"{m['mask_ap75']:.4f}  box AP {m['box_ap']:.4f}  F1@0.5 {m['f1_50']:.4f}")  # fmt: skip
-    else:
-        print(f"{args.split}: pixel accuracy {m['pixel_accuracy']:.4f}  mean accuracy "
-              f"{m['mean_accuracy']:.4f}  mean IoU {m['mean_iou']:.4f}  f.w. IoU {m['fw_iou']:.4f}")  # fmt: skip
-        for name, iou in zip(m["classes"], m["iou"], strict=True):
-            print(f"  {name:20s} IoU {iou:.4f}")
+    metrics = evaluate(args.checkpoint, args.split, args.out, args.data, args.device or "auto")
+    print(describe(metrics, args.split))
     c.say(args, f"wrote {Path(args.out).resolve() / 'metrics.json'}")
     return 0
 
@@ -140,12 +133,7 @@ def run_export(args: argparse.Namespace) -> int:
     from ..inference import export_checkpoint
 
     target = Path(args.out) if args.out else Path(args.checkpoint).with_suffix(".onnx")
-    if target.is_dir():
-        raise c.UsageError(f"--out {target} is a folder; give the .onnx file to write")
-    for path in (target, target.with_suffix(".json")):
-        if path.exists() and not args.overwrite:
-            raise c.UsageError(f"{path} exists; pass --overwrite to replace it, or another --out")
-    report = export_checkpoint(args.checkpoint, target, opset=args.opset)
+    report = export_checkpoint(args.checkpoint, target, args.opset, overwrite=args.overwrite)
     diffs = ", ".join(f"{h}x{w}: {d:.2e}" for (h, w), d in
                       zip(report["sizes"], report["max_abs_diff"], strict=True))  # fmt: skip
     c.say(args, f"wrote {target.resolve()} (onnxruntime vs PyTorch max abs difference {diffs})")
@@ -153,16 +141,9 @@ def run_export(args: argparse.Namespace) -> int:
 
 
 def run_models(args: argparse.Namespace) -> int:
-    from ..models import count_parameters, list_models, model_info
+    from ..models import model_table
 
-    rows = [("model", "parameters", "paper says", "stride", "input", "paper")]
-    for name in list_models():
-        info = model_info(name)
-        n = count_parameters(name, args.num_classes)
-        paper = "-" if info.paper_params is None else f"paper {info.paper_params:g} M"
-        classes = args.num_classes or info.paper_classes
-        rows.append((name, f"{n / 1e6:.2f} M ({classes} cl.)", paper, f"/{info.output_stride}",
-                     info.inputs, info.paper))  # fmt: skip
+    rows = model_table(args.num_classes)
     widths = [max(len(str(r[i])) for r in rows) for i in range(len(rows[0]))]
     for r in rows:
         print("  ".join(str(v).ljust(wd) for v, wd in zip(r, widths, strict=True)).rstrip())

@@ -281,22 +281,40 @@ def lloyd_torch(
 class KMeans:
     """K-means clustering of an (N, D) array, with scikit-learn's parameters and attributes.
 
-    Args:
-        n_clusters: K, the number of clusters.
-        init: "k-means++" (default), "random" (K distinct samples) or a (K, D) array of centres.
-        n_init: number of restarts, the best inertia kept; "auto" is 1 for k-means++ or an array,
-            10 for "random" (as scikit-learn).
-        max_iter: iteration limit of each run.
-        tol: relative tolerance: stop when the total squared centre shift is <= tol times the mean
-            per-feature variance of X.
-        random_state: seed (int), numpy Generator, or None.
-        algorithm: "auto" / "hamerly" (exact, with distance bounds) or "lloyd" (plain iteration,
-            records ``inertia_history_``). Both give the same labels.
-        device: "cpu" (compiled, multi-threaded), "cuda" (PyTorch on the GPU) or "auto".
+    Parameters
+    ----------
+    n_clusters
+        K, the number of clusters.
+    init
+        "k-means++" (default), "random" (K distinct samples) or a (K, D) array of centres.
+    n_init
+        number of restarts, the best inertia kept; "auto" is 1 for k-means++ or an array,
+        10 for "random" (as scikit-learn).
+    max_iter
+        iteration limit of each run.
+    tol
+        relative tolerance: stop when the total squared centre shift is <= tol times the mean
+        per-feature variance of X.
+    random_state
+        seed (int), numpy Generator, or None.
+    algorithm
+        "auto" / "hamerly" (exact, with distance bounds) or "lloyd" (plain iteration,
+        records ``inertia_history_``). Both give the same labels.
+    device
+        "cpu" (compiled, multi-threaded), "cuda" (PyTorch on the GPU) or "auto".
 
-    Attributes:
-        cluster_centers_ (K, D), labels_ (N,), inertia_, n_iter_, inertia_history_ (per-iteration
-        inertia of the best run when algorithm="lloyd" or on a GPU, else empty).
+    Attributes
+    ----------
+    cluster_centers_ : ndarray of shape (K, D)
+        The centres.
+    labels_ : ndarray of shape (N,)
+        Each sample's cluster.
+    inertia_ : float
+        Sum of squared distances of the samples to their centres (the objective).
+    n_iter_ : int
+        Iterations of the best run.
+    inertia_history_ : list of float
+        Per-iteration inertia of the best run when algorithm="lloyd" or on a GPU, else empty.
     """
 
     def __init__(
@@ -429,21 +447,38 @@ class KMeans:
 class KMeansSegmenter:
     """Segment an image by k-means on per-pixel features (default: colour + position, "lab+xy").
 
-    Args:
-        n_clusters: number of clusters K.
-        features: feature spec for :func:`seglab.features.pixel_features`.
-        spatial_weight: colour units per pixel of distance (0 ignores position), or "auto"
-            (default): 25 / image diagonal, i.e. crossing the image counts as 25 Lab units.
-        min_region_size: if > 0, split clusters into connected regions and merge regions smaller
-            than this into the neighbour they share most border with; ``labels_`` keeps cluster ids
-            (the merged speck takes its neighbour's cluster), ``regions_`` numbers the regions.
-        weights: extra per-group feature weights (see ``pixel_features``).
-        init, n_init, max_iter, tol, random_state, algorithm, device: passed to :class:`KMeans`.
+    Parameters
+    ----------
+    n_clusters
+        number of clusters K.
+    features
+        feature spec for :func:`seglab.features.pixel_features`.
+    spatial_weight
+        colour units per pixel of distance (0 ignores position), or "auto"
+        (default): 25 / image diagonal, i.e. crossing the image counts as 25 Lab units.
+    min_region_size
+        if > 0, split clusters into connected regions and merge regions smaller
+        than this into the neighbour they share most border with; ``labels_`` keeps cluster ids
+        (the merged speck takes its neighbour's cluster), ``regions_`` numbers the regions.
+    weights
+        extra per-group feature weights (see ``pixel_features``).
+    init, n_init, max_iter, tol, random_state, algorithm, device
+        passed to :class:`KMeans`.
 
-    Attributes after ``fit``:
-        labels_ (H, W) cluster ids 0..K-1, regions_ (H, W) connected-region ids 0..R-1, n_regions_,
-        spatial_weight_ (the weight used; ``predict`` reuses it so distances keep their meaning),
-        cluster_centers_ (K, D) in feature space, inertia_, n_iter_, kmeans_ (the fitted KMeans).
+    Attributes
+    ----------
+    labels_ : ndarray of shape (H, W)
+        Cluster ids 0..K-1.
+    regions_ : ndarray of shape (H, W)
+        Connected-region ids 0..R-1; ``n_regions_`` is R.
+    spatial_weight_ : float
+        The weight used (``predict`` reuses it, so distances keep their meaning).
+    cluster_centers_ : ndarray of shape (K, D)
+        Centres in feature space.
+    inertia_, n_iter_ : float, int
+        The objective and the iterations of the best run.
+    kmeans_ : KMeans
+        The fitted estimator.
     """
 
     def __init__(

@@ -162,20 +162,34 @@ def suppress_near_modes(points: np.ndarray, counts: np.ndarray, radius: float) -
 class MeanShift:
     """Mean-shift clustering of an (N, D) array, with scikit-learn's parameters and attributes.
 
-    Args:
-        bandwidth: window radius; None estimates it with :func:`estimate_bandwidth`.
-        kernel: "flat" (default), "epanechnikov" or "gaussian" (see the module docstring).
-        seeds: (S, D) starting points; default every data point.
-        bin_seeding: start from the occupied cells of a grid of side ``bandwidth`` instead.
-        min_bin_freq: with bin_seeding, the fewest points a cell needs to seed.
-        cluster_all: label every point by its nearest mode; if False, points farther than the
-            bandwidth from every mode get -1.
-        max_iter: iteration limit per seed; tol: stop when the shift is below ``tol`` bandwidths.
-        merge_distance: modes closer than this many bandwidths are one (default 1).
+    Parameters
+    ----------
+    bandwidth
+        window radius; None estimates it with :func:`estimate_bandwidth`.
+    kernel
+        "flat" (default), "epanechnikov" or "gaussian" (see the module docstring).
+    seeds
+        (S, D) starting points; default every data point.
+    bin_seeding
+        start from the occupied cells of a grid of side ``bandwidth`` instead.
+    min_bin_freq
+        with bin_seeding, the fewest points a cell needs to seed.
+    cluster_all
+        label every point by its nearest mode; if False, points farther than the
+        bandwidth from every mode get -1.
+    max_iter
+        iteration limit per seed; tol: stop when the shift is below ``tol`` bandwidths.
+    merge_distance
+        modes closer than this many bandwidths are one (default 1).
 
-    Attributes:
-        cluster_centers_ (modes, most populated first), labels_, n_iter_ (the most iterations
-        any seed took).
+    Attributes
+    ----------
+    cluster_centers_ : ndarray of shape (M, D)
+        The modes, most populated first.
+    labels_ : ndarray of shape (N,)
+        Each sample's mode.
+    n_iter_ : int
+        The most iterations any seed took.
     """
 
     def __init__(
@@ -302,26 +316,42 @@ class MeanShiftSegmenter:
     than ``merge_distance`` bandwidths in space and in range form one region; regions smaller than
     ``min_region_size`` are merged into their most similar neighbour (nearest mean mode in range).
 
-    Args:
-        spatial_bandwidth: hs, in pixels (EDISON's default 7).
-        range_bandwidth: hr, in units of the range features (EDISON's default 6.5, for L*u*v*);
-            a dict gives one bandwidth per feature group, e.g. ``{"lab": 6.5, "texture": 10}``.
-        kernel: "flat" (default), "epanechnikov" or "gaussian".
-        features: the range features (any spec of :func:`seglab.features.pixel_features` without
-            ``xy``, which the spatial bandwidth already covers); default "luv".
-        min_region_size: EDISON's minimum region area M (default 20 pixels).
-        merge_distance: modes closer than this many bandwidths (in space and in range) are one.
-        max_iter, tol: per-pixel iteration limit; stop when the shift is below ``tol`` bandwidths.
-        max_work: refuse (with the estimated cost) images and bandwidths that would need more than
-            this many pixel visits (default 2e10, about a minute here).
+    Parameters
+    ----------
+    spatial_bandwidth
+        hs, in pixels (EDISON's default 7).
+    range_bandwidth
+        hr, in units of the range features (EDISON's default 6.5, for L*u*v*);
+        a dict gives one bandwidth per feature group, e.g. ``{"lab": 6.5, "texture": 10}``.
+    kernel
+        "flat" (default), "epanechnikov" or "gaussian".
+    features
+        the range features (any spec of :func:`seglab.features.pixel_features` without
+        ``xy``, which the spatial bandwidth already covers); default "luv".
+    min_region_size
+        EDISON's minimum region area M (default 20 pixels).
+    merge_distance
+        modes closer than this many bandwidths (in space and in range) are one.
+    max_iter, tol
+        per-pixel iteration limit; stop when the shift is below ``tol`` bandwidths.
+    max_work
+        refuse (with the estimated cost) images and bandwidths that would need more than
+        this many pixel visits (default 2e10, about a minute here).
 
-    Attributes after ``fit``:
-        labels_ (H, W) region ids 0..R-1 in raster order, each region of at least
-        ``min_region_size`` pixels (unless the image is smaller); n_regions_;
-        modes_ (R, 2 + C): each region's mode as (x, y, range features...), in pixels and feature
-        units; filtered_image_: every pixel replaced by the range value of its own mode, as a
-        uint8 RGB (or gray) image for colour features, else (H, W, C) floats; pixel_modes_
-        (H, W, 2 + C) every pixel's mode; n_iter_ (most iterations of any pixel), mean_iter_.
+    Attributes
+    ----------
+    labels_ : ndarray of shape (H, W)
+        Region ids 0..R-1 in raster order, each region of at least ``min_region_size`` pixels
+        (unless the image is smaller); ``n_regions_`` is R.
+    modes_ : ndarray of shape (R, 2 + C)
+        Each region's mode as (x, y, range features...), in pixels and feature units.
+    filtered_image_ : ndarray
+        Every pixel replaced by the range value of its own mode: uint8 RGB (or gray) for colour
+        features, else (H, W, C) floats.
+    pixel_modes_ : ndarray of shape (H, W, 2 + C)
+        Every pixel's mode.
+    n_iter_, mean_iter_ : int, float
+        The most iterations of any pixel, and the mean.
     """
 
     def __init__(

@@ -145,15 +145,21 @@ def connected_regions(
 ) -> np.ndarray:
     """Split clusters into connected regions and merge the small ones.
 
-    Args:
-        labels: (H, W) integer cluster labels.
-        min_region_size: regions with fewer pixels are merged into the neighbour they share the most
-            border with, smallest first, until every region has at least ``min_region_size``
-            pixels (unless it is the only region).
-        connectivity: 1 for 4-connected regions, 2 for 8-connected.
+    Parameters
+    ----------
+    labels
+        (H, W) integer cluster labels.
+    min_region_size
+        regions with fewer pixels are merged into the neighbour they share the most
+        border with, smallest first, until every region has at least ``min_region_size``
+        pixels (unless it is the only region).
+    connectivity
+        1 for 4-connected regions, 2 for 8-connected.
 
-    Returns:
-        (H, W) int64 region ids 0..R-1, numbered in raster order of their first pixel.
+    Returns
+    -------
+    ndarray of shape (H, W)
+        int64 region ids 0..R-1, numbered in raster order of their first pixel.
     """
     regions, _ = _split_and_merge(labels, min_region_size, connectivity)
     return regions

@@ -20,6 +20,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
+from .._checks import check_positive_int
 from ..io import read_image, read_labels
 from ..viz import voc_palette
 from .registry import register_dataset, split_name, synthetic_args
@@ -354,8 +355,7 @@ class PatchDataset(Dataset):
     ) -> None:
         if isinstance(patch_size, bool) or not isinstance(patch_size, int) or patch_size % 2 == 0:
             raise ValueError(f"patch_size must be an odd integer, got {patch_size!r}")
-        if isinstance(per_image, bool) or not isinstance(per_image, int) or per_image < 1:
-            raise ValueError(f"per_image must be an integer >= 1, got {per_image!r}")
+        check_positive_int(per_image, "per_image")
         self.class_map = base.class_map
         self.patch_size, self.hflip, self.vflip = patch_size, hflip, vflip
         r = patch_size // 2

@@ -13,7 +13,7 @@ module             what it holds
 
 from .checkpoint import load_checkpoint, load_model, model_from_checkpoint, save_checkpoint
 from .config import DEFAULTS, ConfigError, load_config, parse_override
-from .evaluate import evaluate, run_evaluation
+from .evaluate import describe, evaluate, run_evaluation
 from .predict import Predictor, predict
 from .trainer import TrainingError, train
 
@@ -22,6 +22,7 @@ __all__ = [
     "ConfigError",
     "Predictor",
     "TrainingError",
+    "describe",
     "evaluate",
     "load_checkpoint",
     "load_config",

@@ -160,3 +160,21 @@ def _evaluate_instances(model, dataset, class_map, dev, split, checkpoint, out: 
         )
         io.write_image(out / f"instances_{i}.png", panel)
     return metrics
+
+
+def describe(metrics: dict, split: str) -> str:
+    """The metrics of :func:`evaluate` as a few lines of text (what ``seglab evaluate`` prints)."""
+    m = metrics
+    if "mask_ap" in m:  # an instance model
+        return (
+            f"{split}: mask AP {m['mask_ap']:.4f}  AP50 {m['mask_ap50']:.4f}  AP75 "
+            f"{m['mask_ap75']:.4f}  box AP {m['box_ap']:.4f}  F1@0.5 {m['f1_50']:.4f}"
+        )
+    lines = [
+        f"{split}: pixel accuracy {m['pixel_accuracy']:.4f}  mean accuracy "
+        f"{m['mean_accuracy']:.4f}  mean IoU {m['mean_iou']:.4f}  f.w. IoU {m['fw_iou']:.4f}"
+    ]
+    lines += [
+        f"  {name:20s} IoU {iou:.4f}" for name, iou in zip(m["classes"], m["iou"], strict=True)
+    ]
+    return "\n".join(lines)

@@ -60,14 +60,27 @@ def export_onnx(
 
 
 def export_checkpoint(
-    checkpoint: str | os.PathLike, path: str | os.PathLike, opset: int = 17
+    checkpoint: str | os.PathLike,
+    path: str | os.PathLike,
+    opset: int = 17,
+    overwrite: bool = False,
 ) -> dict:
     """Export a seglab checkpoint's network to ``path`` (see :func:`export_onnx`) and write
     ``path`` with ``.json``: the model, its classes, the input and output convention, and the
-    sizes checked with their largest difference from PyTorch. Returns the check's report."""
+    sizes checked with their largest difference from PyTorch. Returns the check's report.
+
+    An existing file (the model or its ``.json``) is replaced only with ``overwrite``.
+    """
     from .. import io
     from ..engine.checkpoint import load_checkpoint, model_from_checkpoint
     from ..models import is_instance_model
+
+    path = Path(path)
+    if path.is_dir():
+        raise ValueError(f"{path} is a folder; give the .onnx file to write")
+    for target in (path, path.with_suffix(".json")):
+        if target.exists() and not overwrite:
+            raise ValueError(f"{target} exists; pass --overwrite to replace it, or another --out")
 
     ckpt = load_checkpoint(checkpoint)
     model, class_map = model_from_checkpoint(ckpt)

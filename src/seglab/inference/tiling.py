@@ -42,6 +42,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from .._checks import check_positive_int
 from .runners import make_runner
 from .sources import TIFF_SUFFIXES, ImageSource, to_float_chw
 from .tta import parse_tta, with_tta
@@ -207,15 +208,13 @@ def predict_tiled(
         raise ValueError(f"overlap must be a number in [0, 1), got {overlap!r}")
     if not 0 <= overlap < 1:
         raise ValueError(f"overlap must be in [0, 1) (a fraction of the tile), got {overlap}")
-    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
-        raise ValueError(f"batch_size must be an integer >= 1, got {batch_size!r}")
+    check_positive_int(batch_size, "batch_size")
     if weighting not in ("gaussian", "uniform"):
         raise ValueError(f"weighting must be 'gaussian' or 'uniform', got {weighting!r}")
     if output not in ("labels", "probs"):
         raise ValueError(f"output must be 'labels' or 'probs', got {output!r}")
     flips, scales = parse_tta(tta)
-    if isinstance(align, bool) or not isinstance(align, int) or align < 1:
-        raise ValueError(f"align must be an integer >= 1, got {align!r}")
+    check_positive_int(align, "align")
 
     source = ImageSource(image)
     h, w = source.height, source.width

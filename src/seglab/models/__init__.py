@@ -21,6 +21,7 @@ from .registry import (
     count_parameters,
     list_models,
     model_info,
+    model_table,
     register,
     register_model,
 )
@@ -50,6 +51,7 @@ __all__ = [
     "list_models",
     "mask_rcnn",
     "model_info",
+    "model_table",
     "patch_classifier",
     "register",
     "register_model",

@@ -60,7 +60,7 @@ def mask_rcnn(
     detections_per_img: int = 100,
     min_size: int = 800,
     max_size: int = 1333,
-    score_thresh: float = 0.05,
+    score_threshold: float = 0.05,
     image_scale: float | None = None,
     weights: str | os.PathLike | None = None,
     weights_backbone: str | os.PathLike | None = None,
@@ -82,7 +82,7 @@ def mask_rcnn(
         Height / width ratios of the anchors, the same at every level.
     mask_resolution
         28 (the paper) or 56 (finer masks: RoI Align at 28 x 28, then the head's 2x upsampling).
-    detections_per_img, min_size, max_size, score_thresh
+    detections_per_img, min_size, max_size, score_threshold
         Detections kept per image, the internal resize (shorter side to ``min_size`` unless the
         longer would exceed ``max_size``), and the lowest score reported.
     image_scale
@@ -156,7 +156,7 @@ def mask_rcnn(
             ["0", "1", "2", "3"], output_size=mask_resolution // 2, sampling_ratio=2
         ),
         box_detections_per_img=detections_per_img,
-        box_score_thresh=score_thresh,
+        box_score_thresh=score_threshold,
         **detector_options,
     )
     if image_scale is not None:

@@ -102,3 +102,17 @@ def count_parameters(name: str, num_classes: int | None = None, **options: Any) 
     with torch.device("meta"):
         model = build(name, num_classes=num_classes or info.paper_classes, **options)
     return sum(p.numel() for p in model.parameters())
+
+
+def model_table(num_classes: int | None = None) -> list[tuple[str, ...]]:
+    """Rows of ``seglab models``: name, parameters (at ``num_classes`` or the paper's), what the
+    paper says, output stride, inputs and the paper; the first row is the header."""
+    rows = [("model", "parameters", "paper says", "stride", "input", "paper")]
+    for name in list_models():
+        info = model_info(name)
+        n = count_parameters(name, num_classes)
+        paper = "-" if info.paper_params is None else f"paper {info.paper_params:g} M"
+        classes = num_classes or info.paper_classes
+        params = f"{n / 1e6:.2f} M ({classes} cl.)"
+        rows.append((name, params, paper, f"/{info.output_stride}", info.inputs, info.paper))
+    return rows

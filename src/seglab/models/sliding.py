@@ -31,6 +31,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .._checks import check_positive_int
 from .registry import register_model
 
 
@@ -62,8 +63,7 @@ class PatchClassifier(nn.Module):
         if not convs or any(c < 1 for c in convs):
             raise ValueError(f"convs must list at least one stage of >= 1 convolution, got {convs}")
         for name, v in (("width", width), ("fc_width", fc_width), ("num_classes", num_classes)):
-            if isinstance(v, bool) or not isinstance(v, int) or v < 1:
-                raise ValueError(f"{name} must be an integer >= 1, got {v!r}")
+            check_positive_int(v, f"{name}")
         size, layers, c_in = patch_size, [], in_channels
         for n in convs:
             for _ in range(n):
@@ -179,10 +179,8 @@ def segment_sliding(
     map subsampled. Patches are cut from a strided view (no copy of the whole patch stack) and
     classified ``batch_size`` at a time on the model's device. Returns the (H', W') long map on CPU.
     """
-    if isinstance(stride, bool) or not isinstance(stride, int) or stride < 1:
-        raise ValueError(f"stride must be an integer >= 1, got {stride!r}")
-    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
-        raise ValueError(f"batch_size must be an integer >= 1, got {batch_size!r}")
+    check_positive_int(stride, "stride")
+    check_positive_int(batch_size, "batch_size")
     p = getattr(model, "patch_size", None)
     if p is None:
         raise ValueError("segment_sliding needs a patch classifier (a model with .patch_size)")
