@@ -248,3 +248,109 @@ def coco_metrics(targets: list[dict], predictions: list[dict], mask_threshold: f
 
 def _np(x) -> np.ndarray:
     return x.detach().cpu().numpy() if isinstance(x, torch.Tensor) else np.asarray(x)
+
+
+# ------------------------------------------------------------------------ partitions (clustering)
+
+
+def _paired(truth, pred, ignore_index: int | None) -> tuple[np.ndarray, np.ndarray]:
+    """The labels of the pixels that count: same shape required, ignore pixels dropped."""
+    truth, pred = np.asarray(truth), np.asarray(pred)
+    if truth.shape != pred.shape:
+        raise ValueError(f"truth is {truth.shape} but the prediction is {pred.shape}")
+    keep = np.ones(truth.shape, bool) if ignore_index is None else truth != ignore_index
+    return truth[keep].astype(np.int64).ravel(), pred[keep].astype(np.int64).ravel()
+
+
+def _contingency(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Counts of each (label of a, label of b) pair that occurs, as a flat array."""
+    _, ia = np.unique(a, return_inverse=True)
+    _, ib = np.unique(b, return_inverse=True)
+    nb = int(ib.max()) + 1 if ib.size else 1
+    return np.bincount(ia.ravel() * nb + ib.ravel()), ia.ravel(), ib.ravel()
+
+
+def adjusted_rand_index(truth, pred, ignore_index: int | None = 255) -> float:
+    """Adjusted Rand index of two labellings (Hubert & Arabie 1985): 1 for the same partition
+    (label names do not matter), about 0 for a random one. Pixels whose truth is ``ignore_index``
+    are left out. Equal to scikit-learn's ``adjusted_rand_score`` on the remaining pixels."""
+    a, b = _paired(truth, pred, ignore_index)
+    n = a.size
+    if n < 2:
+        return 1.0
+    pairs, ia, ib = _contingency(a, b)
+
+    def comb2(x):
+        x = np.asarray(x, np.float64)
+        return float((x * (x - 1) / 2).sum())
+
+    index = comb2(pairs)
+    sa, sb = comb2(np.bincount(ia)), comb2(np.bincount(ib))
+    expected = sa * sb / (n * (n - 1) / 2)
+    top = (sa + sb) / 2
+    if top == expected:  # both partitions trivial (one cluster each, or all singletons)
+        return 1.0
+    return (index - expected) / (top - expected)
+
+
+def variation_of_information(truth, pred, ignore_index: int | None = 255) -> float:
+    """Variation of information H(T|P) + H(P|T) in bits (Meila 2007; scikit-image's units): 0 for
+    the same partition, larger is worse. Pixels whose truth is ``ignore_index`` are left out."""
+    a, b = _paired(truth, pred, ignore_index)
+    if a.size == 0:
+        return 0.0
+    pairs, ia, ib = _contingency(a, b)
+    n = float(a.size)
+
+    def entropy(counts):
+        p = counts[counts > 0] / n
+        return float(-(p * np.log2(p)).sum())
+
+    joint = entropy(pairs)
+    return 2 * joint - entropy(np.bincount(ia)) - entropy(np.bincount(ib))
+
+
+def boundaries(labels: np.ndarray) -> np.ndarray:
+    """Pixels whose right or lower neighbour has another label (thin, one-sided boundaries)."""
+    labels = np.asarray(labels)
+    edge = np.zeros(labels.shape, bool)
+    edge[:, :-1] |= labels[:, :-1] != labels[:, 1:]
+    edge[:-1, :] |= labels[:-1, :] != labels[1:, :]
+    return edge
+
+
+def boundary_f1(truth, pred, tolerance: float = 2.0, ignore_index: int | None = 255) -> dict:
+    """Boundary precision, recall and F-measure with a distance tolerance, as the Berkeley
+    segmentation benchmark scores boundaries: a predicted boundary pixel is correct if a true
+    boundary lies within ``tolerance`` pixels, a true one is found if a predicted one does.
+    Boundaries next to ignore pixels count nowhere. Empty boundaries on both sides score 1."""
+    from scipy import ndimage
+
+    truth, pred = np.asarray(truth), np.asarray(pred)
+    if truth.shape != pred.shape:
+        raise ValueError(f"truth is {truth.shape} but the prediction is {pred.shape}")
+    valid = np.ones(truth.shape, bool)
+    if ignore_index is not None:
+        valid = ~ndimage.binary_dilation(truth == ignore_index, iterations=1)
+    bt = boundaries(np.where(truth == ignore_index, -1, truth)) & valid
+    bp = boundaries(pred) & valid
+    if not bt.any() and not bp.any():
+        return {"precision": 1.0, "recall": 1.0, "f1": 1.0}
+    if not bt.any() or not bp.any():
+        return {"precision": float(not bp.any()), "recall": float(not bt.any()), "f1": 0.0}
+    near_truth = ndimage.distance_transform_edt(~bt) <= tolerance
+    near_pred = ndimage.distance_transform_edt(~bp) <= tolerance
+    precision = float((bp & near_truth).sum() / bp.sum())
+    recall = float((bt & near_pred).sum() / bt.sum())
+    f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
+    return {"precision": precision, "recall": recall, "f1": f1}
+
+
+def partition_scores(truth, pred, ignore_index: int | None = 255, tolerance: float = 2.0) -> dict:
+    """What any segmentation can be scored by, classes or not: adjusted Rand index, variation of
+    information and the boundary F-measure (``boundary_f1``) against the truth."""
+    return {
+        "adjusted_rand": adjusted_rand_index(truth, pred, ignore_index),
+        "variation_of_information": variation_of_information(truth, pred, ignore_index),
+        "boundary_f1": boundary_f1(truth, pred, tolerance, ignore_index)["f1"],
+    }

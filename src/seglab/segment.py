@@ -62,9 +62,12 @@ class Segmentation:
     pictures : dict
         Extra pictures by file name (mean-shift's ``filtered.png``).
     kind : str
-        ``"clusters"``, ``"regions"`` or ``"classes"``: what a label means.
+        ``"clusters"``, ``"regions"``, ``"classes"`` or ``"instances"``: what a label means (for
+        instance models ``labels`` is the class of each pixel's best instance).
     class_names : tuple of str or None
         Class names, for methods that predict classes.
+    instances : list of Instance or None
+        The objects found, for instance models (Mask R-CNN).
     """
 
     method: str
@@ -75,6 +78,7 @@ class Segmentation:
     pictures: dict = field(default_factory=dict)
     kind: str = "clusters"
     class_names: tuple[str, ...] | None = None
+    instances: list | None = None
 
     @property
     def n_segments(self) -> int:
@@ -269,6 +273,54 @@ def _classify_patches(image, method, model, class_names, params, progress) -> Se
     return Segmentation(
         method, labels, seconds, {"stride": s}, info, kind="classes", class_names=names
     )
+
+
+def segment_with_model(
+    image: np.ndarray,
+    model: Any,
+    class_names: Sequence[str] | None = None,
+    method: str | None = None,
+    *,
+    progress: bool = False,
+    **options: Any,
+) -> Segmentation:
+    """Segment ``image`` with a trained network of any kind seglab trains (see
+    :func:`seglab.engine.load_model`): a semantic network (by :func:`~seglab.inference.predict_tiled`,
+    ``options`` such as ``tile`` and ``tta``), the patch classifier (as its fully convolutional
+    twin) or Mask R-CNN (``score_threshold``, ``mask_threshold``, ``tile``). ``method`` names the
+    result (default: the model's class name)."""
+    from .image import check_image
+    from .models import is_instance_model
+    from .models.sliding import PatchClassifier
+
+    image = check_image(image)
+    name = method or type(model).__name__.lower()
+    if isinstance(model, PatchClassifier):
+        result = _classify_patches(image, "patch-fcn", model, class_names, {}, progress)
+        result.method = name
+        return result
+    t0 = time.perf_counter()
+    if is_instance_model(model):
+        from .instances import instances_to_semantic, predict_instances
+
+        found = predict_instances(model, image, progress=progress, **options)
+        labels = instances_to_semantic(found, image.shape[:2]).astype(np.int64)
+        info = {"instances": len(found)}
+        kind = "instances"
+    else:
+        from .inference import predict_tiled
+
+        options = {"tile": image.shape[:2], **options}
+        labels = predict_tiled(model, image, progress=progress, **options).astype(np.int64)
+        found, info, kind = None, {}, "classes"
+    seconds = time.perf_counter() - t0
+    names = tuple(class_names) if class_names else None
+    if names:
+        counts = np.bincount(labels.ravel(), minlength=len(names))
+        info["pixels_per_class"] = {n: int(c) for n, c in zip(names, counts, strict=False)}
+    parameters = {k: v for k, v in options.items() if k != "tile" or v != image.shape[:2]}
+    return Segmentation(name, labels, seconds, parameters, info, kind=kind, class_names=names,
+                        instances=found)  # fmt: skip
 
 
 def summary(result: Segmentation, image: np.ndarray, source: str | os.PathLike | None) -> dict:

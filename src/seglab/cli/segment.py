@@ -23,6 +23,13 @@ classifies a patch around every pixel with a trained patch classifier (the slow 
 --method patch-fcn computes the same map in one pass with its fully convolutional twin.
 """
 
+COMPARE_EXAMPLES = """\
+examples:
+  seglab compare photos/ --methods kmeans,meanshift --k 4 --out cmp
+  seglab compare cells.png --truth truth/ --instances instances/ --checkpoint unet=runs/u/best.pt \\
+      --checkpoint runs/mask_rcnn/best.pt --out cmp
+"""
+
 # the library parameters each method takes from the options (unset ones keep library defaults)
 KMEANS = ("n_clusters", "features", "spatial_weight", "min_region_size", "random_state", "n_init",
           "device")  # fmt: skip
@@ -34,12 +41,13 @@ def _weight(text: str) -> float | str:
     return text if text == "auto" else c.number(0.0)(text)
 
 
-def add_method_options(p: argparse.ArgumentParser) -> None:
-    """The options of every method (shared by segment, demo and compare). Options left unset
+def add_method_options(p: argparse.ArgumentParser, patch: bool = True) -> None:
+    """The options of the methods (shared by segment, demo and compare). Options left unset
     keep the defaults of the estimators (seglab.cluster.KMeansSegmenter, MeanShiftSegmenter)."""
     # fmt: off
-    p.add_argument("--method", choices=["kmeans", "meanshift", "sliding", "patch-fcn"],
-                   default="kmeans", help="(default: kmeans); sliding, patch-fcn need --checkpoint")
+    if patch:
+        p.add_argument("--method", choices=["kmeans", "meanshift", "sliding", "patch-fcn"],
+                       default="kmeans", help="(default: kmeans); sliding, patch-fcn need --checkpoint")
     p.add_argument("--features", type=c.checked_by("features", "parse_features"),
                    help="per-pixel features joined by '+': rgb, lab, luv, hsv, gray, xy, grad, "
                    "texture (default: lab+xy for kmeans, luv for meanshift)")
@@ -59,6 +67,8 @@ def add_method_options(p: argparse.ArgumentParser) -> None:
     ms.add_argument("--range-bandwidth", "--hr", dest="range_bandwidth",
                     type=c.number(0.0, strict=True), help="hr, in feature units (L*u*v*)")
     ms.add_argument("--kernel", choices=["flat", "epanechnikov", "gaussian"])
+    if not patch:
+        return
     pc = p.add_argument_group("patch classifier (--method sliding | patch-fcn)")
     pc.add_argument("--checkpoint", metavar="CKPT", help="a patch_classifier from 'seglab train'")
     pc.add_argument("--stride", type=c.integer(1), help="classify every S-th pixel")
@@ -98,14 +108,26 @@ def add_parsers(sub) -> None:
     add_method_options(p)
     c.add_output(p, "seglab-out")
     p.set_defaults(run=run_segment)
-    d = c.command(sub, "demo", "segment a bundled example photo",
-                  "Segment one of the photos bundled with seglab (K = 2, 4, 8 by default).",
-                  "examples:\n  seglab demo\n  seglab demo --image coffee --k 3,5,8 --out demo\n")
-    d.add_argument("--image", default="chelsea", choices=["chelsea", "coffee", "rocket"],
-                   help="which bundled photo (default: chelsea)")
-    add_method_options(d)
-    c.add_output(d, "seglab-demo")
-    d.set_defaults(run=run_demo, skip_existing=False, recursive=False, max_pixels=None)
+    d = c.command(sub, "demo", "the lecture on a few images: every method, one report",
+                  "Segment the bundled photos and the nuclei image with every method (training "
+                  "small networks the first time, reused later) into OUT/index.html.",
+                  "examples:\n  seglab demo\n  seglab demo --quick   # clustering only, seconds\n")
+    d.add_argument("--quick", action="store_true", help="clustering only: no training")
+    c.add_output(d, "seglab-demo", device=False)
+    d.set_defaults(run=run_demo)
+    cp = c.command(sub, "compare", "every method on the same images: metrics, times, a report",
+                   "Run clustering methods and trained networks on the same images; with truth, "
+                   "score them. Writes OUT/<stem>/<method>/, results.json and index.html.",
+                   COMPARE_EXAMPLES)
+    cp.add_argument("images", nargs="+", metavar="IMAGE", help="image files, folders or globs")
+    cp.add_argument("--methods", default="kmeans,meanshift", help="(default: kmeans,meanshift)")
+    cp.add_argument("--checkpoint", action="append", default=[], metavar="[NAME=]CKPT",
+                    help="a trained network as one more method (repeatable)")
+    cp.add_argument("--truth", metavar="DIR", help="<stem>.png class ids (255 = ignore)")
+    cp.add_argument("--instances", metavar="DIR", help="<stem>.png instance ids (0 = none)")
+    add_method_options(cp, patch=False)
+    c.add_output(cp, "seglab-compare")
+    cp.set_defaults(run=run_compare)
     # fmt: on
 
 
@@ -120,10 +142,21 @@ def run_segment(args: argparse.Namespace) -> int:
     return 0
 
 
-def run_demo(args: argparse.Namespace) -> int:
-    from ..data import sample_path
+def run_compare(args: argparse.Namespace) -> int:
+    from ..compare import compare
 
-    if args.method == "kmeans" and args.n_clusters is None:
-        args.n_clusters = [2, 4, 8]
-    args.images = [str(sample_path(args.image))]
-    return run_segment(args)
+    methods = [m.strip() for m in args.methods.split(",") if m.strip()]
+    options = {"kmeans": c.given(args, KMEANS), "meanshift": c.given(args, MEANSHIFT)}
+    compare(args.images, args.out, methods, checkpoints=args.checkpoint, truth=args.truth,
+            instances=args.instances, options=options, device=args.device or "auto",
+            progress=not args.quiet)  # fmt: skip
+    c.say(args, f"wrote {(Path(args.out) / 'index.html').resolve()}")
+    return 0
+
+
+def run_demo(args: argparse.Namespace) -> int:
+    from ..demo import run
+
+    page = run(args.out, quick=args.quick, progress=not args.quiet)
+    print(f"seglab: open {page.resolve()}")
+    return 0
