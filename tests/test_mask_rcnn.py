@@ -346,12 +346,12 @@ def trained(tmp_path_factory):
     from seglab.engine import load_config, train
 
     out = tmp_path_factory.mktemp("mask_rcnn")
-    options = json.dumps(FAST)
+    options = json.dumps(FAST | {"min_size": 96, "max_size": 96})  # 96 px: half the time of 128
     cfg = load_config(
         None,
         [
             "data.dataset=synthetic_instances",
-            "data.size=[128, 128]",
+            "data.size=[96, 96]",
             "data.n_train=3",
             "data.n_val=1",
             "data.hflip=false",
@@ -391,7 +391,7 @@ def test_overfits_three_synthetic_images(trained):
 def test_cli_predicts_instances(trained, tmp_path, capsys):
     from seglab.io import read_labels, write_image
 
-    image, masks, _ = SyntheticInstances(3, (128, 128), seed=0).instances(1)
+    image, masks, _ = SyntheticInstances(3, (96, 96), seed=0).instances(1)
     write_image(tmp_path / "scene.png", image)
     rc = main(
         [

@@ -1,9 +1,7 @@
 """The ``seglab`` command line: each subcommand parses its options, calls the library, reports.
 
-Errors a user can fix (a missing file, a bad parameter, an output folder that cannot be written)
-print one line on stderr and exit with status 2; results appear whole or not at all (see
-:mod:`seglab.batch`). One module per group of subcommands: :mod:`.segment` (segment, demo),
-:mod:`.engine` (train, evaluate, predict, export, models); :mod:`._common` holds what they share.
+A user's error prints one line on stderr, exit status 2. Modules: :mod:`.segment` (segment, demo,
+compare), :mod:`.engine` (train, evaluate, predict, export, models), :mod:`.app`, :mod:`._common`.
 """
 
 from __future__ import annotations
@@ -13,7 +11,7 @@ import sys
 from collections.abc import Sequence
 
 from .. import __version__
-from . import _common, engine, segment
+from . import _common, app, engine, segment
 from ._common import EXIT_USAGE, Parser, UsageError
 
 __all__ = ["UsageError", "build_parser", "main"]
@@ -21,18 +19,15 @@ __all__ = ["UsageError", "build_parser", "main"]
 
 def build_parser() -> Parser:
     """The ``seglab`` parser with every subcommand."""
-    parser = Parser(
-        prog="seglab",
-        description="Image segmentation: clustering (k-means, mean-shift), fully convolutional "
-        "networks and Mask R-CNN.",
-        epilog="example:\n  seglab segment photo.jpg --k 5 --out results\n\n"
-        "run 'seglab COMMAND --help' for a command's options.",
-        formatter_class=_common.RAW,
-    )
+    parser = Parser(prog="seglab", formatter_class=_common.RAW,
+                    description="Image segmentation: clustering (k-means, mean-shift), fully "
+                    "convolutional networks and Mask R-CNN.",
+                    epilog="example:\n  seglab segment photo.jpg --k 5 --out results\n\n"
+                    "run 'seglab COMMAND --help' for a command's options.")  # fmt: skip
     parser.add_argument("--version", action="version", version=f"seglab {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
-    segment.add_parsers(sub)
-    engine.add_parsers(sub)
+    for module in (segment, engine, app):
+        module.add_parsers(sub)
     return parser
 
 
@@ -58,18 +53,13 @@ def _main(argv: Sequence[str] | None) -> int:
     try:
         return args.run(args)
     except (UsageError, ValueError, FileNotFoundError) as exc:
-        print(f"seglab: error: {_one_line(exc)}", file=sys.stderr)
-        return EXIT_USAGE
+        print(f"seglab: error: {' '.join(str(exc).split())}", file=sys.stderr)
     except PermissionError as exc:
         print(f"seglab: error: permission denied: {exc.filename}", file=sys.stderr)
-        return EXIT_USAGE
     except KeyboardInterrupt:
         print("seglab: interrupted", file=sys.stderr)
         return 130
-
-
-def _one_line(exc: BaseException) -> str:
-    return " ".join(str(exc).split())
+    return EXIT_USAGE
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -33,28 +33,23 @@ def number(minimum: float = 0.0, strict: bool = False, below: float | None = Non
             v = kind(text)
         except ValueError:
             raise argparse.ArgumentTypeError(f"expected {kind.__name__}, got {text!r}") from None
-        if not np.isfinite(v) or v < minimum or (strict and v == minimum):
-            what = f"{'>' if strict else '>='} {minimum:g}"
+        low = v > minimum if strict else v >= minimum
+        if not (np.isfinite(v) and low and (below is None or v < below)):
+            what = f"{'>' if strict else '>='} {minimum:g}" + (f" and < {below:g}" if below else "")
             raise argparse.ArgumentTypeError(f"expected a finite number {what}, got {text}")
-        if below is not None and v >= below:
-            raise argparse.ArgumentTypeError(f"expected a number below {below:g}, got {text}")
         return v
 
     return parse
 
 
 def integer(minimum: int = 1):
-    """An argparse type: an integer >= ``minimum``."""
-    return number(minimum, kind=int)
+    return number(minimum, kind=int)  # an argparse type: an integer >= minimum
 
 
 def integers(text: str) -> list[int]:
     """``"2,3,5"`` -> [2, 3, 5], each >= 1."""
-    try:
-        values = [int(t) for t in text.split(",") if t.strip()]
-    except ValueError:
-        values = []
-    if not values or min(values) < 1:
+    values = [integer(1)(t) for t in text.split(",") if t.strip()]
+    if not values:
         raise argparse.ArgumentTypeError(f"expected integers >= 1 such as 5 or 2,3,5; got {text!r}")
     return values
 
@@ -111,8 +106,9 @@ def given(args: argparse.Namespace, names: tuple[str, ...]) -> dict:
 
 class _Format(logging.Formatter):
     def format(self, record: logging.LogRecord) -> str:
-        warn = "seglab: warning: " if record.levelno >= logging.WARNING else ""
-        return warn + record.getMessage()
+        return (
+            "seglab: warning: " if record.levelno >= logging.WARNING else ""
+        ) + record.getMessage()
 
 
 def configure_logging(quiet: bool) -> None:
@@ -120,9 +116,8 @@ def configure_logging(quiet: bool) -> None:
     logger = logging.getLogger("seglab")
     for handler in [h for h in logger.handlers if isinstance(h.formatter, _Format)]:
         logger.removeHandler(handler)
-    handler = logging.StreamHandler(sys.stderr)
+    logger.addHandler(handler := logging.StreamHandler(sys.stderr))
     handler.setFormatter(_Format())
-    logger.addHandler(handler)
     logger.setLevel(logging.WARNING if quiet else logging.INFO)
 
 

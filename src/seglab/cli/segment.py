@@ -11,34 +11,24 @@ SEGMENT_EXAMPLES = """\
 examples:
   seglab segment photo.jpg --n-clusters 5 --out results
   seglab segment photos/ --method meanshift --hs 7 --hr 6.5 --min-region-size 20 --out results
-  seglab segment 'scans/*.tif' --k 2 --features gray --skip-existing --out results
-  seglab segment a.png b.png --k 2,3,5 --features lab+xy --spatial-weight 0.05 --out results
+  seglab segment 'scans/*.tif' --k 2,3,5 --features gray --skip-existing --out results
   seglab segment cells.png --method sliding --checkpoint runs/patch_nuclei/best.pt --stride 2
   torchrun --nproc_per_node 2 -m seglab segment photos/ --out results   # 2 processes
-
-writes, for each image, RESULTS/<image stem>/: labels.png (16-bit ids; labels.tif, 32-bit, when
-they do not fit), overlay.png, mean_color.png, boundaries.png and summary.json; with several K one
-sub-folder k<K>/ per K plus k_sweep.png. Mean-shift also writes filtered.png. --method sliding
-classifies a patch around every pixel with a trained patch classifier (the slow baseline);
---method patch-fcn computes the same map in one pass with its fully convolutional twin.
+writes RESULTS/<image stem>/: labels.png (labels.tif when over 65535 labels), overlay.png,
+mean_color.png, boundaries.png, summary.json (several K: k<K>/ and k_sweep.png; mean-shift:
+filtered.png). sliding: a patch per pixel; patch-fcn: its fully convolutional twin, one pass.
 """
 
 COMPARE_EXAMPLES = """\
 examples:
-  seglab compare photos/ --methods kmeans,meanshift --k 4 --out cmp
-  seglab compare cells.png --truth truth/ --instances instances/ --checkpoint unet=runs/u/best.pt \\
-      --checkpoint runs/mask_rcnn/best.pt --out cmp
+  seglab compare photos/ --methods kmeans,meanshift --k 3,6 --out cmp
+  seglab compare cells.png --truth truth/ --instances ids/ --checkpoint unet=runs/u/best.pt --out cmp
 """
 
 # the library parameters each method takes from the options (unset ones keep library defaults)
 KMEANS = ("n_clusters", "features", "spatial_weight", "min_region_size", "random_state", "n_init",
           "device")  # fmt: skip
 MEANSHIFT = ("spatial_bandwidth", "range_bandwidth", "kernel", "features", "min_region_size")
-PATCH = ("stride", "batch_size")
-
-
-def _weight(text: str) -> float | str:
-    return text if text == "auto" else c.number(0.0)(text)
 
 
 def add_method_options(p: argparse.ArgumentParser, patch: bool = True) -> None:
@@ -49,23 +39,20 @@ def add_method_options(p: argparse.ArgumentParser, patch: bool = True) -> None:
         p.add_argument("--method", choices=["kmeans", "meanshift", "sliding", "patch-fcn"],
                        default="kmeans", help="(default: kmeans); sliding, patch-fcn need --checkpoint")
     p.add_argument("--features", type=c.checked_by("features", "parse_features"),
-                   help="per-pixel features joined by '+': rgb, lab, luv, hsv, gray, xy, grad, "
-                   "texture (default: lab+xy for kmeans, luv for meanshift)")
+                   help="joined by '+': rgb, lab, luv, hsv, gray, xy, grad, texture")
     p.add_argument("--min-region-size", type=c.integer(0), metavar="N",
                    help="merge connected regions smaller than N pixels into a neighbour")
     km = p.add_argument_group("k-means (KMeansSegmenter)")
-    km.add_argument("--n-clusters", "--k", dest="n_clusters", type=c.integers,
-                    metavar="K[,K...]", help="number of clusters, or a list to compare")
-    km.add_argument("--spatial-weight", type=_weight, metavar="W",
+    km.add_argument("--n-clusters", "--k", dest="n_clusters", type=c.integers, metavar="K[,K]")
+    weight = lambda t: t if t == "auto" else c.number()(t)  # noqa: E731
+    km.add_argument("--spatial-weight", type=weight, metavar="W",
                     help="colour units per pixel of distance, or 'auto' = 25 / diagonal")
-    km.add_argument("--random-state", "--seed", dest="random_state", type=int,
-                    help="seed of k-means++ (default: 0, reproducible)")
+    km.add_argument("--random-state", "--seed", dest="random_state", type=int, help="(0)")
     km.add_argument("--n-init", type=c.integer(1), help="restarts, the best kept")
     ms = p.add_argument_group("mean-shift (MeanShiftSegmenter)")
-    ms.add_argument("--spatial-bandwidth", "--hs", dest="spatial_bandwidth",
-                    type=c.number(0.0, strict=True), help="hs, in pixels")
-    ms.add_argument("--range-bandwidth", "--hr", dest="range_bandwidth",
-                    type=c.number(0.0, strict=True), help="hr, in feature units (L*u*v*)")
+    positive = c.number(0.0, strict=True)
+    ms.add_argument("--spatial-bandwidth", "--hs", dest="spatial_bandwidth", type=positive)
+    ms.add_argument("--range-bandwidth", "--hr", dest="range_bandwidth", type=positive)
     ms.add_argument("--kernel", choices=["flat", "epanechnikov", "gaussian"])
     if not patch:
         return
@@ -82,21 +69,12 @@ def method_options(args: argparse.Namespace) -> dict:
         return c.given(args, KMEANS)
     if args.method == "meanshift":
         return c.given(args, MEANSHIFT)
-    if args.checkpoint is None:
-        raise c.UsageError(
-            f"--method {args.method} needs --checkpoint CKPT (a trained patch_classifier, e.g. "
-            "from 'seglab train configs/patch_nuclei.yaml')"
-        )
     from ..engine import load_model
-    from ..models.sliding import PatchClassifier
 
-    model, class_map = load_model(args.checkpoint, args.device or "auto")
-    if not isinstance(model, PatchClassifier):
-        raise c.UsageError(
-            f"{args.checkpoint} holds a {type(model).__name__}, not a patch_classifier; segment "
-            "with it by 'seglab predict CHECKPOINT IMAGES'"
-        )
-    return {**c.given(args, PATCH), "model": model, "class_names": class_map.names}
+    if args.checkpoint is None:
+        raise c.UsageError(f"--method {args.method} needs --checkpoint CKPT (a patch_classifier)")
+    model, names = load_model(args.checkpoint, args.device or "auto")
+    return {"model": model, "class_names": names.names, **c.given(args, ("stride", "batch_size"))}
 
 
 def add_parsers(sub) -> None:
@@ -116,9 +94,7 @@ def add_parsers(sub) -> None:
     c.add_output(d, "seglab-demo", device=False)
     d.set_defaults(run=run_demo)
     cp = c.command(sub, "compare", "every method on the same images: metrics, times, a report",
-                   "Run clustering methods and trained networks on the same images; with truth, "
-                   "score them. Writes OUT/<stem>/<method>/, results.json and index.html.",
-                   COMPARE_EXAMPLES)
+                   "Writes OUT/<stem>/<method>/, results.json and index.html.", COMPARE_EXAMPLES)
     cp.add_argument("images", nargs="+", metavar="IMAGE", help="image files, folders or globs")
     cp.add_argument("--methods", default="kmeans,meanshift", help="(default: kmeans,meanshift)")
     cp.add_argument("--checkpoint", action="append", default=[], metavar="[NAME=]CKPT",
@@ -145,8 +121,8 @@ def run_segment(args: argparse.Namespace) -> int:
 def run_compare(args: argparse.Namespace) -> int:
     from ..compare import compare
 
-    methods = [m.strip() for m in args.methods.split(",") if m.strip()]
     options = {"kmeans": c.given(args, KMEANS), "meanshift": c.given(args, MEANSHIFT)}
+    methods = [m.strip() for m in args.methods.split(",") if m.strip()]
     compare(args.images, args.out, methods, checkpoints=args.checkpoint, truth=args.truth,
             instances=args.instances, options=options, device=args.device or "auto",
             progress=not args.quiet)  # fmt: skip

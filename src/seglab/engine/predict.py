@@ -87,18 +87,15 @@ def _write_labels(p: Predictor, path: Path, folder: Path) -> dict:
     h, w = image.shape[:2]
     tiff = path.suffix.lower() in (".tif", ".tiff")
     t0 = time.perf_counter()
+    tiled = _effective(predict_tiled, o, ("overlap", "batch_size", "weighting", "tta", "amp"))
     labels = predict_tiled(
         p.model,
         image,
         tile=o.get("tile") or (h, w),
-        overlap=o.get("overlap", 0.25),
-        batch_size=o.get("batch_size", 4),
-        weighting=o.get("weighting", "gaussian"),
-        tta=o.get("tta"),
         device=p.device,
-        amp=o.get("amp", False),
         out=folder / "labels.tif" if tiff else None,
         progress=o.get("progress", False),
+        **tiled,
     )
     seconds = time.perf_counter() - t0
     if not tiff:
@@ -119,12 +116,20 @@ def _write_labels(p: Predictor, path: Path, folder: Path) -> dict:
         "labels": "labels.tif" if tiff else "labels.png",
         "overlay_scale": 1 / step,
         "tile": o.get("tile"),
-        "overlap": o.get("overlap", 0.25) if o.get("tile") else None,
-        "tta": o.get("tta"),
+        "overlap": tiled["overlap"] if o.get("tile") else None,
+        "tta": tiled["tta"],
         "seconds": round(seconds, 3),
     }
     io.write_json(folder / "summary.json", summary)
     return summary
+
+
+def _effective(function, options: dict, names: tuple[str, ...]) -> dict:
+    """``names`` as ``options`` give them, else at ``function``'s own defaults (stated once)."""
+    import inspect
+
+    params = inspect.signature(function).parameters
+    return {n: options[n] if options.get(n) is not None else params[n].default for n in names}
 
 
 def _write_instances(p: Predictor, path: Path, folder: Path, image_id: int) -> dict:
@@ -141,18 +146,16 @@ def _write_instances(p: Predictor, path: Path, folder: Path, image_id: int) -> d
     o = p.options
     image = io.read_image(path, max_pixels=o.get("max_pixels"))
     shape = image.shape[:2]
-    score_threshold = o.get("score_threshold", 0.5)
-    mask_threshold = o.get("mask_threshold", 0.5)
+    chosen = _effective(predict_instances, o, ("score_threshold", "mask_threshold", "overlap"))
+    score_threshold, mask_threshold = chosen["score_threshold"], chosen["mask_threshold"]
     t0 = time.perf_counter()
     found = predict_instances(
         p.model,
         image,
-        score_threshold=score_threshold,
-        mask_threshold=mask_threshold,
         tile=o.get("tile"),
-        overlap=o.get("overlap", 0.25),
         device=p.device,
         progress=o.get("progress", False),
+        **chosen,
     )
     seconds = time.perf_counter() - t0
     labels = instances_to_labels(found, shape)

@@ -1,0 +1,29 @@
+"""``seglab app``: parse, start the local server, print its address."""
+
+from __future__ import annotations
+
+import argparse
+
+from . import _common as c
+
+
+def add_parsers(sub) -> None:
+    # fmt: off
+    p = c.command(sub, "app", "a local web app: every method on your own images",
+                  "A local web app (pip install 'seglab[app]'); uploads and results live in a "
+                  "temporary folder removed at exit.", "example:\n  seglab app --runs runs/\n")
+    p.add_argument("--host", default="127.0.0.1", help="(default: 127.0.0.1, this machine only)")
+    p.add_argument("--port", type=c.integer(1), default=7860, help="(default: 7860)")
+    p.add_argument("--runs", default="runs", help="where to look for checkpoints (default: runs)")
+    p.add_argument("--max-upload-mb", type=c.number(0, strict=True), default=20.0, help="(20)")
+    p.add_argument("--max-pixels", type=c.integer(1), default=25_000_000, help="(25000000)")
+    p.set_defaults(run=run_app)
+    # fmt: on
+
+
+def run_app(args: argparse.Namespace) -> int:
+    from ..app import serve
+
+    serve(args.host, args.port, args.runs, int(args.max_upload_mb * 1e6), args.max_pixels,
+          ready=lambda url: print(f"seglab: the app is at {url} (Ctrl+C stops it)", flush=True))  # fmt: skip
+    return 0
