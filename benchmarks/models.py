@@ -42,6 +42,9 @@ def _measure(spec: str, size: int, repeats: int, queue) -> None:
     elif ":" in spec:
         name, backbone = spec.split(":")
         model = build(name, num_classes=21, backbone=backbone)
+    elif spec.endswith("+memory_efficient"):
+        name = spec.split("+")[0]
+        model = build(name, num_classes=model_info(name).paper_classes, memory_efficient=True)
     else:
         model = build(spec, num_classes=model_info(spec).paper_classes)
 
@@ -99,6 +102,7 @@ def main() -> None:
         if args.models
         else [
             *(m for m in list_models() if m not in ("patch_classifier", "mask_rcnn")),
+            *(f"{m}+memory_efficient" for m in list_models() if m.startswith("fc_densenet")),
             "fcn8s:resnet50",
             *REFERENCES,
         ]
@@ -137,6 +141,18 @@ def main() -> None:
         lines.append(
             f"| {r['model']} | {r['params'] / 1e6:.2f} M | {r['forward']:.3f} | {r['train']:.3f} | {r['peak_mb']:.0f} |"
         )
+    by = {r["model"]: r for r in rows}
+    lean = [(m, by[m.split("+")[0]], by[m]) for m in by if m.endswith("+memory_efficient")]
+    if lean and all(plain for _, plain, _ in lean):
+        lines += ["", "Memory-efficient FC-DenseNet (`memory_efficient=True`: concatenation, batch "
+                  "norm, ReLU and convolution of each dense layer recomputed in backward):", ""]  # fmt: skip
+        for m, plain, me in lean:
+            lines.append(
+                f"- {m.split('+')[0]}: peak {me['peak_mb']:.0f} MB vs {plain['peak_mb']:.0f} MB "
+                f"(**{me['peak_mb'] / plain['peak_mb']:.2f}x**), forward+backward "
+                f"{me['train']:.2f} s vs {plain['train']:.2f} s "
+                f"({100 * (me['train'] / plain['train'] - 1):+.0f} %)"
+            )
     lines += [
         "",
         "No seglab model is the same computation as a torchvision one: `fcn_resnet50` is a dilated "

@@ -146,11 +146,16 @@ def test_subprocess_exit_status_and_help(photo, tmp_path):
     )
 
 
-def test_demo(tmp_path, capsys):
+def test_quick_demo_writes_the_report(tmp_path, capsys):
     out = tmp_path / "demo"
-    assert main(["demo", "--k", "2,3", "--out", str(out)]) == 0
-    assert (out / "chelsea" / "k_sweep.png").is_file()
-    assert str(out.resolve()) in capsys.readouterr().out
+    assert main(["demo", "--quick", "--out", str(out), "--quiet"]) == 0
+    assert str((out / "index.html").resolve()) in capsys.readouterr().out
+    page = (out / "index.html").read_text()
+    for picture in ("photos/chelsea/kmeans/overlay.png", "nuclei/nuclei/meanshift/overlay.png"):
+        assert picture in page and (out / picture).is_file()
+    results = json.loads((out / "nuclei" / "results.json").read_text())["results"]
+    assert {r["method"] for r in results} == {"kmeans", "meanshift"}
+    assert all(0.5 < r["metrics"]["adjusted_rand"] <= 1 for r in results)
 
 
 def test_meanshift_end_to_end(photo, tmp_path):

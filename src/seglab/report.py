@@ -29,13 +29,13 @@ section { background: #fff; border-radius: 8px; box-shadow: 0 1px 3px rgba(0,0,0
           padding: 16px 22px; margin: 22px 0; }
 h2 { font-size: 19px; margin: 4px 0 10px; }
 h3 { font-size: 15px; margin: 18px 0 8px; color: #3b4356; }
-.grid { display: grid; gap: 10px; align-items: start; overflow-x: auto; }
+.grid { display: grid; gap: 12px; align-items: start;
+        grid-template-columns: repeat(auto-fit, minmax(200px, 1fr)); }
 figure { margin: 0; }
 figure img { width: 100%; max-height: 340px; object-fit: contain; background: #fff;
              border-radius: 4px; border: 1px solid #dde1e8; display: block; }
 figcaption { font-size: 12.5px; color: #4a5266; margin-top: 3px; line-height: 1.3; }
 figcaption b { color: #1d2330; }
-.rowname { font-weight: 600; font-size: 13px; align-self: center; word-break: break-all; }
 table { border-collapse: collapse; font-size: 13.5px; margin: 6px 0; }
 th, td { padding: 5px 10px; border-bottom: 1px solid #e4e7ec; text-align: right; }
 th:first-child, td:first-child { text-align: left; }
@@ -134,22 +134,16 @@ def _plot(path: Path, rows: list[dict]) -> bool:
 
 
 def _grid(data: dict, root: str) -> str:
+    """Per image: the image, its truth and each method's overlay, wrapping to the page width."""
     results, methods = data["results"], data["methods"]
     truth = data.get("truth", {})
-    show_truth = any(truth.values())
-    cols = 1 + show_truth + len(methods)
-    parts = [
-        f'<div class="grid" style="grid-template-columns: 7em repeat({cols}, minmax(150px, 1fr))">'
-    ]
+    e = html.escape
+    parts = []
     for stem in data["images"]:
-        e = html.escape
-        parts.append(f'<div class="rowname">{e(stem)}</div>')
+        parts.append(f'<h3>{e(stem)}</h3><div class="grid">')
         parts.append(_figure(f"{root}{stem}/image.png", f"<b>{e(stem)}</b>", stem))
-        if show_truth:
-            if truth.get(stem):
-                parts.append(_figure(f"{root}{stem}/truth.png", "<b>truth</b>", f"{stem} truth"))
-            else:
-                parts.append("<div></div>")
+        if truth.get(stem):
+            parts.append(_figure(f"{root}{stem}/truth.png", "<b>truth</b>", f"{stem} truth"))
         for m in methods:
             r = next(r for r in results if r["image"] == stem and r["method"] == m)
             main = r["metrics"].get("mean_iou", r["metrics"].get("adjusted_rand"))
@@ -157,7 +151,7 @@ def _grid(data: dict, root: str) -> str:
             score = "" if main is None else f" · {label} {main:.3f}"
             caption = f"<b>{e(m)}</b><br>{r['seconds']:.2f} s · {r['n_segments']} segments{score}"
             parts.append(_figure(f"{root}{stem}/{m}/overlay.png", caption, f"{stem} {m}"))
-    parts.append("</div>")
+        parts.append("</div>")
     return "".join(parts)
 
 

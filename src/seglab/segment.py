@@ -349,13 +349,21 @@ def write_segmentation(
 ) -> dict:
     """Write ``labels.png`` (16-bit ids; ``labels.tif``, 32-bit, when they do not fit),
     ``overlay.png``, ``mean_color.png``, ``boundaries.png``, the method's extra pictures and
-    ``summary.json`` into ``folder``; returns the summary."""
+    ``summary.json`` into ``folder``; instance models also write ``instances.png`` (instance ids)
+    and draw each instance in its own colour. Returns the summary."""
     from . import viz
 
     folder = Path(folder)
     labels = result.labels
     io.write_labels(folder / io.labels_filename(labels), labels)
-    io.write_image(folder / "overlay.png", viz.overlay(image, labels, 0.5))
+    if result.instances is not None:  # instance ids, and each object in its own colour
+        from .instances import instances_to_labels, overlay_instances
+
+        ids = instances_to_labels(result.instances, labels.shape)
+        io.write_labels(folder / "instances.png", ids)
+        io.write_image(folder / "overlay.png", overlay_instances(image, ids.astype(np.int64)))
+    else:
+        io.write_image(folder / "overlay.png", viz.overlay(image, labels, 0.5))
     io.write_image(folder / "mean_color.png", viz.mean_color(image, labels))
     io.write_image(folder / "boundaries.png", viz.mark_boundaries(image, labels))
     for name, picture in result.pictures.items():

@@ -9,12 +9,22 @@ the skip from the encoder is concatenated. A 1x1 convolution scores the classes.
 Variants (layers per block, growth): 56 = 4 per block, 12; 67 = 5 per block, 16;
 103 = 4, 5, 7, 10, 12 | 15 | 12, 10, 7, 5, 4 with 16. Inputs are zero-padded to a multiple of 32
 and the output cropped back. Weights start from He uniform, as the paper.
+
+``memory_efficient=True`` (Pleiss et al., "Memory-efficient implementation of DenseNets", 2017;
+torchvision's ``densenet(memory_efficient=True)``) keeps no concatenation for the backward pass:
+each dense layer's concatenation + batch norm + ReLU + convolution is recomputed during backward
+(gradient checkpointing), so the saved activations grow linearly with depth instead of
+quadratically. The recomputation uses the batch statistics without touching the running
+statistics, which are updated once, in the forward pass, exactly as ``nn.BatchNorm2d`` would:
+gradients and running statistics equal the plain model's.
 """
 
 from __future__ import annotations
 
 import torch
+import torch.nn.functional as F
 from torch import nn
+from torch.utils.checkpoint import checkpoint
 
 from ._blocks import check_input, pad_to_multiple
 from .registry import register_model
@@ -24,35 +34,72 @@ _INPUTS = "any H x W (pads to 32)"
 
 
 class _DenseLayer(nn.Sequential):
-    def __init__(self, cin: int, growth: int, dropout: float) -> None:
+    """BN-ReLU-3x3 conv-dropout over the concatenation of all earlier maps (given as a list)."""
+
+    def __init__(self, cin: int, growth: int, dropout: float, memory_efficient: bool) -> None:
         super().__init__(
             nn.BatchNorm2d(cin),
             nn.ReLU(inplace=True),
             nn.Conv2d(cin, growth, 3, padding=1),
             nn.Dropout2d(dropout),
         )
+        self.memory_efficient = memory_efficient
+
+    def forward(self, features: list[torch.Tensor]) -> torch.Tensor:  # type: ignore[override]
+        norm, _, conv, drop = self
+        grads = torch.is_grad_enabled() and any(f.requires_grad for f in features)
+        if not (self.memory_efficient and self.training and grads):
+            return drop(conv(F.relu(norm(torch.cat(features, 1)))))
+        _update_running_stats(norm, features)
+        return drop(checkpoint(self._recomputed, *features, use_reentrant=False))
+
+    def _recomputed(self, *features: torch.Tensor) -> torch.Tensor:
+        """Concatenation, batch norm with the batch's statistics (running ones untouched), ReLU,
+        convolution: what backward recomputes instead of keeping."""
+        norm, conv = self[0], self[2]
+        x = F.batch_norm(
+            torch.cat(features, 1), None, None, norm.weight, norm.bias, True, 0.0, norm.eps
+        )
+        return conv(F.relu(x))
+
+
+@torch.no_grad()
+def _update_running_stats(norm: nn.BatchNorm2d, features: list[torch.Tensor]) -> None:
+    """What ``nn.BatchNorm2d`` does to its running statistics in training, done once per forward
+    pass (channels are independent, so each earlier map's statistics are computed apart)."""
+    if not norm.track_running_stats:
+        return
+    var, mean = zip(
+        *(torch.var_mean(f, dim=(0, 2, 3), unbiased=True) for f in features), strict=True
+    )
+    norm.num_batches_tracked.add_(1)
+    m = norm.momentum if norm.momentum is not None else 1.0 / float(norm.num_batches_tracked)
+    norm.running_mean.mul_(1 - m).add_(torch.cat(mean).to(norm.running_mean.dtype), alpha=m)
+    norm.running_var.mul_(1 - m).add_(torch.cat(var).to(norm.running_var.dtype), alpha=m)
 
 
 class _DenseBlock(nn.Module):
     """Returns (all maps: input + new, new maps only)."""
 
-    def __init__(self, cin: int, n_layers: int, growth: int, dropout: float) -> None:
+    def __init__(
+        self, cin: int, n_layers: int, growth: int, dropout: float, memory_efficient: bool = False
+    ) -> None:
         super().__init__()
         self.layers = nn.ModuleList(
-            _DenseLayer(cin + i * growth, growth, dropout) for i in range(n_layers)
+            _DenseLayer(cin + i * growth, growth, dropout, memory_efficient)
+            for i in range(n_layers)
         )
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        new = []
+        features = [x]
         for layer in self.layers:
-            y = layer(x)
-            new.append(y)
-            x = torch.cat([x, y], dim=1)
-        return x, torch.cat(new, dim=1)
+            features.append(layer(features))
+        return torch.cat(features, dim=1), torch.cat(features[1:], dim=1)
 
 
 class FCDenseNet(nn.Module):
-    """FC-DenseNet with ``layers`` per block (down blocks, bottleneck, up blocks)."""
+    """FC-DenseNet with ``layers`` per block (down blocks, bottleneck, up blocks);
+    ``memory_efficient`` recomputes each dense layer's input in backward (see the module doc)."""
 
     def __init__(
         self,
@@ -62,6 +109,7 @@ class FCDenseNet(nn.Module):
         growth_rate: int = 16,
         first_channels: int = 48,
         dropout: float = 0.2,
+        memory_efficient: bool = False,
     ) -> None:
         super().__init__()
         if len(layers) % 2 != 1:
@@ -74,7 +122,9 @@ class FCDenseNet(nn.Module):
         self.down_blocks, self.trans_down = nn.ModuleList(), nn.ModuleList()
         skip_channels = []
         for i in range(n_pool):
-            self.down_blocks.append(_DenseBlock(c, layers[i], growth_rate, dropout))
+            self.down_blocks.append(
+                _DenseBlock(c, layers[i], growth_rate, dropout, memory_efficient)
+            )
             c += layers[i] * growth_rate
             skip_channels.append(c)
             self.trans_down.append(
@@ -86,7 +136,7 @@ class FCDenseNet(nn.Module):
                     nn.MaxPool2d(2),
                 )
             )
-        self.bottleneck = _DenseBlock(c, layers[n_pool], growth_rate, dropout)
+        self.bottleneck = _DenseBlock(c, layers[n_pool], growth_rate, dropout, memory_efficient)
         self.trans_up, self.up_blocks = nn.ModuleList(), nn.ModuleList()
         for i in range(n_pool):
             keep = layers[n_pool + i] * growth_rate  # the maps the previous block created
@@ -94,7 +144,8 @@ class FCDenseNet(nn.Module):
                 nn.ConvTranspose2d(keep, keep, 3, stride=2, padding=1, output_padding=1)
             )
             c = keep + skip_channels[-1 - i]
-            self.up_blocks.append(_DenseBlock(c, layers[n_pool + i + 1], growth_rate, dropout))
+            block = _DenseBlock(c, layers[n_pool + i + 1], growth_rate, dropout, memory_efficient)
+            self.up_blocks.append(block)
         c += layers[-1] * growth_rate
         self.head = nn.Conv2d(c, num_classes, 1)
         for m in self.modules():
