@@ -30,7 +30,7 @@ def test_auto_spatial_weight_is_25_over_diagonal():
 
 
 def test_layout_and_dims():
-    spec = "rgb+lab+luv+hsv+gray+xy+grad+texture"
+    spec = "rgb+lab+luv+edison+hsv+gray+xy+grad+texture"
     X = pixel_features(shapes_image(16, 20), spec)
     assert X.shape == (320, sum(FEATURE_GROUPS.values()))
     layout = feature_layout(spec)

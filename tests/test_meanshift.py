@@ -13,8 +13,10 @@ from seglab.features import pixel_features
 KERNEL_NAMES = ["flat", "epanechnikov", "gaussian"]
 
 
-def _weights(kernel, r2):
-    inside = r2 <= SUPPORT[kernel] ** 2
+def _weights(kernel, r2, strict=False):
+    """Kernel weights; ``strict``: a point on the window's edge is outside (the image path,
+    as EDISON), else inside (the generic path, as scikit-learn)."""
+    inside = r2 < SUPPORT[kernel] ** 2 if strict else r2 <= SUPPORT[kernel] ** 2
     w = {"flat": np.ones_like(r2), "epanechnikov": 1 - r2, "gaussian": np.exp(-0.5 * r2)}[kernel]
     return np.where(inside, w, 0.0)
 
@@ -31,8 +33,8 @@ def brute_force_modes(P, kernel, max_iter=300, tol=1e-3, product=None):
         if product is None:
             w = _weights(kernel, (diff**2).sum(axis=2))
         else:
-            ws = _weights(kernel, (diff[:, :, :product] ** 2).sum(axis=2))
-            wr = _weights(kernel, (diff[:, :, product:] ** 2).sum(axis=2))
+            ws = _weights(kernel, (diff[:, :, :product] ** 2).sum(axis=2), strict=True)
+            wr = _weights(kernel, (diff[:, :, product:] ** 2).sum(axis=2), strict=True)
             w = ws * wr
         new = (w @ P) / w.sum(axis=1, keepdims=True)
         shift = ((new - cur[active]) ** 2).sum(axis=1)
@@ -80,8 +82,8 @@ def test_every_reported_mode_is_a_fixed_point(kernel):
     modes = seg.pixel_modes_.reshape(-1, 5)
     M = np.column_stack([modes[:, 1] / hs, modes[:, 0] / hs, modes[:, 2:] / hr])
     diff = P[None, :, :] - M[:, None, :]
-    w = _weights(kernel, (diff[:, :, :2] ** 2).sum(2)) * _weights(
-        kernel, (diff[:, :, 2:] ** 2).sum(2)
+    w = _weights(kernel, (diff[:, :, :2] ** 2).sum(2), strict=True) * _weights(
+        kernel, (diff[:, :, 2:] ** 2).sum(2), strict=True
     )
     mean = (w @ P) / w.sum(axis=1, keepdims=True)
     # one more step moves no mode by more than the stopping tolerance (in bandwidths)
@@ -190,3 +192,107 @@ def test_empty_image_is_refused():
 def test_meanshift_bad_bandwidth(bw):
     with pytest.raises(ValueError, match="bandwidth"):
         MeanShift(bandwidth=bw).fit(np.zeros((5, 2)))
+
+
+def test_edison_colour_space_matches_its_formulas():
+    from seglab.features import edison_luv, edison_rgb
+
+    rgb = np.array([[[1.0, 1.0, 1.0], [0.0, 0.0, 0.0], [1.0, 0.0, 0.0]]])
+    luv = edison_luv(rgb)
+    np.testing.assert_allclose(luv[0, 0], [100.0, 0.0, 0.0], atol=0.05)  # white: L* 100, no hue
+    np.testing.assert_allclose(luv[0, 1], [0.0, 0.0, 0.0], atol=1e-6)
+    # no gamma: a mid-grey sRGB value is L* of 0.5 linear (76.07), not of 0.214 (53.4)
+    assert abs(edison_luv(np.full((1, 1, 3), 0.5))[0, 0, 0] - 76.07) < 0.05
+    r = np.random.default_rng(0).random((8, 8, 3))
+    np.testing.assert_allclose(edison_rgb(edison_luv(r)), r, atol=1e-5)
+
+
+def _ridge(obj, blur=5.0, h=60, w=90):
+    """A flat grey wall (left) meets paler flat ground (right) along an edge blurred over about
+    ten pixels, with an object on the edge: pixel-to-pixel chaining along the blurred transition
+    joined all three into one region (seglab before EDISON's grouping); EDISON keeps them apart."""
+    img = np.zeros((h, w, 3))
+    img[:, : w // 2] = 120
+    img[:, w // 2 :] = 160
+    img = ndi.gaussian_filter(img, (blur, blur, 0))
+    img[20:40, w // 2 - 4 : w // 2 + 4] = obj
+    img = ndi.gaussian_filter(img, (1.0, 1.0, 0))
+    img += np.random.default_rng(0).normal(0, 2.0, img.shape)
+    return np.clip(img, 0, 255).astype(np.uint8)
+
+
+@pytest.mark.parametrize("obj", [(40, 35, 30), (100, 90, 80)])
+def test_blurred_edge_keeps_wall_ground_and_object_apart(obj):
+    seg = MeanShiftSegmenter(7, 6.5, "flat", 20).fit(_ridge(obj))
+    wall, ground, thing = seg.labels_[5, 5], seg.labels_[5, -5], seg.labels_[30, 45]
+    assert len({wall, ground, thing}) == 3, seg.n_regions_
+    # and no region joins areas whose modes differ by several range bandwidths
+    modes = seg.pixel_modes_[:, :, 2:].reshape(-1, 3)
+    flat = seg.labels_.ravel()
+    for r in range(seg.n_regions_):
+        m = modes[flat == r]
+        spread = np.sqrt(((m.max(0) - m.min(0)) ** 2).sum())
+        assert spread < 3 * 6.5, (r, spread)
+
+
+@pytest.fixture(scope="module")
+def edison():
+    """EDISON (Comaniciu & Meer's code) through pymeanshift 0.2.2, built from its sdist with the
+    numpy 2 fixes; skipped where the sdist or a compiler is not at hand."""
+    import shutil
+    import subprocess
+    import sys
+    import tarfile
+    import tempfile
+    from pathlib import Path
+
+    work = Path(tempfile.mkdtemp(prefix="pymeanshift-"))
+    try:
+        r = subprocess.run(
+            [sys.executable, "-m", "pip", "download", "--no-deps", "--no-build-isolation",
+             "--no-binary", ":all:", "pymeanshift==0.2.2", "-d", str(work), "-q"],
+            capture_output=True, text=True, timeout=120,
+        )  # fmt: skip
+        archives = list(work.glob("pymeanshift-*.tar.gz"))
+        if r.returncode != 0 or not archives or shutil.which("g++") is None:
+            pytest.skip("pymeanshift 0.2.2 sdist or a C++ compiler not available")
+        with tarfile.open(archives[0]) as tar:
+            tar.extractall(work, filter="data")
+        src = next(work.glob("pymeanshift-0.2.2"))
+        code = (src / "pymeanshift.cpp").read_text()
+        for old, new in (
+            ("NPY_IN_ARRAY", "NPY_ARRAY_IN_ARRAY"),
+            ("PyArray_UBYTE", "NPY_UBYTE"),
+            ("PyArray_INT)", "NPY_INT)"),
+            ("PyArray_NDIM(inputImage)", "PyArray_NDIM((PyArrayObject*)inputImage)"),
+            ("PyArray_DIM(inputImage", "PyArray_DIM((PyArrayObject*)inputImage"),
+            ("PyArray_DATA(inputImage)", "PyArray_DATA((PyArrayObject*)inputImage)"),
+        ):
+            code = code.replace(old, new)
+        (src / "pymeanshift.cpp").write_text(code)
+        r = subprocess.run([sys.executable, "setup.py", "build_ext", "--inplace"], cwd=src,
+                           capture_output=True, text=True, timeout=300)  # fmt: skip
+        if r.returncode != 0:
+            pytest.skip(f"pymeanshift did not build: {r.stderr[-300:]}")
+        sys.path.insert(0, str(src))
+        import pymeanshift
+
+        yield pymeanshift
+    finally:
+        sys.path[:] = [p for p in sys.path if "pymeanshift-" not in p]
+        shutil.rmtree(work, ignore_errors=True)
+
+
+@pytest.mark.parametrize("name", ["astronaut", "coffee", "chelsea", "rocket"])
+def test_agrees_with_edison_at_least_as_well_as_its_own_speedup(name, edison):
+    from skimage import data, transform
+    from sklearn.metrics import adjusted_rand_score
+
+    img = getattr(data, name)()
+    img = (transform.resize(img, (107, 160), anti_aliasing=True) * 255).round().astype(np.uint8)
+    exact = edison.segment(img, 7, 6.5, 20, speedup_level=0)[1]
+    medium = edison.segment(img, 7, 6.5, 20, speedup_level=1)[1]
+    ours = MeanShiftSegmenter(7, 6.5, "flat", 20).fit(img).labels_
+    target = adjusted_rand_score(exact.ravel(), medium.ravel())
+    assert adjusted_rand_score(exact.ravel(), ours.ravel()) >= min(target, 0.98)
+    assert adjusted_rand_score(exact.ravel(), ours.ravel()) > 0.95

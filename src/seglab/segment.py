@@ -245,9 +245,9 @@ def _classify_patches(image, method, model, class_names, params, progress) -> Se
 
     if not isinstance(model, PatchClassifier):
         raise ValueError(
-            f"method {method!r} needs a trained patch_classifier (e.g. from 'seglab train "
-            f"configs/patch_nuclei.yaml'), not a {type(model).__name__}; segment with other "
-            "networks by 'seglab predict CHECKPOINT IMAGES'"
+            f"method {method!r} takes a trained patch_classifier (e.g. from 'seglab train "
+            f"configs/patch_nuclei.yaml'); this is a {type(model).__name__}, not a "
+            "patch_classifier: segment with it by 'seglab predict CHECKPOINT IMAGES'"
         )
     unknown = sorted(set(params) - {"stride", "batch_size"})
     if unknown:

@@ -33,7 +33,9 @@ def pad_columns(rs: float) -> int:
 
 
 @njit(cache=True, parallel=True, fastmath={"reassoc", "contract"})
-def image_modes(R, w, pad, hs, kernel, support, max_iter, tol, modes, n_iter):  # pragma: no cover
+def image_modes(
+    R, w, pad, hs, kernel, support, max_iter, tol, modes, n_iter, rscale2
+):  # pragma: no cover
     """Mean-shift every pixel of an image in the joint spatial-range domain.
 
     R: (C, H, pad + W + pad) float32 range features divided by the range bandwidth, planar and
@@ -42,8 +44,9 @@ def image_modes(R, w, pad, hs, kernel, support, max_iter, tol, modes, n_iter):  
     A point (y, x, r) moves to the kernel-weighted mean of the pixels with
     ((y'-y)^2 + (x'-x)^2) / hs^2 <= support^2 and |r' - r|^2 <= support^2 (the product kernel of
     Comaniciu & Meer). The window only touches the pixels within support * hs of the point, so a
-    step costs O(hs^2), not O(H W). Arithmetic is float64. Stops when the normalised shift is
-    below ``tol``. Writes modes (H, W, 2 + C) = (y, x, r...) and n_iter (H, W).
+    step costs O(hs^2), not O(H W). Arithmetic is float64. Stops when the window moves less than
+    ``tol`` in pixels and feature units (``rscale2``: each range channel's squared bandwidth),
+    EDISON's rule. Writes modes (H, W, 2 + C) = (y, x, r...) and n_iter (H, W).
     """
     nc, h, _ = R.shape
     rs = support * hs  # spatial window radius in pixels
@@ -89,7 +92,7 @@ def image_modes(R, w, pad, hs, kernel, support, max_iter, tol, modes, n_iter):  
                             xx = xb + q
                             dxx = xx - cx
                             ds2 = dy2 + dxx * dxx
-                            ok = (ds2 <= rs2) & (d2[q] <= sup2)  # padding never passes d2
+                            ok = (ds2 < rs2) & (d2[q] < sup2)  # padding never passes d2
                             if kernel == 0:
                                 v = 1.0
                             elif kernel == 1:
@@ -112,10 +115,10 @@ def image_modes(R, w, pad, hs, kernel, support, max_iter, tol, modes, n_iter):  
                     break
                 ny = sy / sw
                 nx = sx / sw
-                shift2 = ((ny - cy) ** 2 + (nx - cx) ** 2) * inv_hs2
+                shift2 = (ny - cy) ** 2 + (nx - cx) ** 2
                 for c in range(nc):
                     v = sr[c] / sw
-                    shift2 += (v - cr[c]) ** 2
+                    shift2 += (v - cr[c]) ** 2 * rscale2[c]
                     cr[c] = v
                 cy = ny
                 cx = nx
@@ -128,175 +131,257 @@ def image_modes(R, w, pad, hs, kernel, support, max_iter, tol, modes, n_iter):  
             n_iter[y0, x0] = it
 
 
+BAND = 16  # rows per task: the speed-ups share modes only inside a band, so results never
+#            depend on how many threads run or in which order the bands finish
+BASIN = 0.5  # EDISON's TC_DIST_FACTOR: a pixel the path reaches joins if its colour is this near
+NEAR = 0.02  # speed-up 2: window points this near in colour (squared, bandwidths) join the path
+
+
 @njit(inline="always", fastmath={"reassoc", "contract"})
-def _image_modes3(R, w, pad, hs, kernel, support, max_iter, tol, modes, n_iter):  # pragma: no cover
-    """:func:`image_modes` for three range channels (colour), the common case, with the channels
-    in registers and one fused loop per block: about ten times faster than the generic kernel.
-    Inlined into one entry point per kernel so the weight is a constant, not a branch."""
-    _, h, _ = R.shape
+def _pixel3(
+    R, w, pad, hs, kernel, support, max_iter, tol, modes, n_iter, bright, rscale2,
+    y0, x0, table, plist, lo, hi, speedup,
+):  # pragma: no cover  # fmt: skip
+    """Climb from pixel (y0, x0) to its mode; with ``speedup``, collect the pixels of the band
+    [lo, hi) that the path passes (and, for 2, the near window points), or stop on a pixel whose
+    mode is known and adopt it (EDISON's basins of attraction). Returns the collected count."""
+    h = R.shape[1]
     rs = support * hs
     rs2 = rs * rs
     sup2 = support * support
     inv_hs2 = 1.0 / (hs * hs)
     tol2 = tol * tol
-    for y0 in prange(h):
-        for x0 in range(w):
-            cy = np.float64(y0)
-            cx = np.float64(x0)
-            c0 = np.float64(R[0, y0, x0 + pad])
-            c1 = np.float64(R[1, y0, x0 + pad])
-            c2 = np.float64(R[2, y0, x0 + pad])
-            it = 0
-            while it < max_iter:
-                it += 1
-                ylo = max(0, int(np.ceil(cy - rs)))
-                yhi = min(h - 1, int(np.floor(cy + rs)))
-                xs = int(np.floor(cx - rs))
-                xe = int(np.floor(cx + rs))
-                sw = 0.0
-                sy = 0.0
-                sx = 0.0
-                s0 = 0.0
-                s1 = 0.0
-                s2 = 0.0
-                for yy in range(ylo, yhi + 1):
-                    dy2 = (yy - cy) * (yy - cy)
-                    for xb in range(xs, xe + 1, BLOCK):
-                        r0 = R[0, yy, pad + xb : pad + xb + BLOCK]
-                        r1 = R[1, yy, pad + xb : pad + xb + BLOCK]
-                        r2 = R[2, yy, pad + xb : pad + xb + BLOCK]
-                        rw = 0.0
-                        rx = 0.0
-                        a0 = 0.0
-                        a1 = 0.0
-                        a2 = 0.0
-                        for q in range(BLOCK):
-                            v0 = np.float64(r0[q])
-                            v1 = np.float64(r1[q])
-                            v2 = np.float64(r2[q])
-                            t0 = v0 - c0
-                            t1 = v1 - c1
-                            t2 = v2 - c2
-                            dr2 = t0 * t0 + t1 * t1 + t2 * t2
-                            xx = xb + q
-                            dxx = xx - cx
-                            ds2 = dy2 + dxx * dxx
-                            ok = (dr2 <= sup2) & (ds2 <= rs2)  # padding never passes dr2
-                            if kernel == 0:
-                                v = 1.0
-                            elif kernel == 1:
-                                v = (1.0 - ds2 * inv_hs2) * (1.0 - dr2)
-                            else:
-                                v = np.exp(-0.5 * (ds2 * inv_hs2 + dr2))
-                            v = v if ok else 0.0
-                            rw += v
-                            rx += v * q
-                            a0 += v * v0
-                            a1 += v * v1
-                            a2 += v * v2
-                        sw += rw
-                        sy += rw * yy
-                        sx += rx + rw * xb
-                        s0 += a0
-                        s1 += a1
-                        s2 += a2
-                if sw <= 0.0:
-                    break
-                ny = sy / sw
-                nx = sx / sw
-                n0 = s0 / sw
-                n1 = s1 / sw
-                n2 = s2 / sw
-                shift2 = ((ny - cy) ** 2 + (nx - cx) ** 2) * inv_hs2
-                shift2 += (n0 - c0) ** 2 + (n1 - c1) ** 2 + (n2 - c2) ** 2
-                cy = ny
-                cx = nx
-                c0 = n0
-                c1 = n1
-                c2 = n2
-                if shift2 < tol2:
-                    break
-            modes[y0, x0, 0] = cy
-            modes[y0, x0, 1] = cx
-            modes[y0, x0, 2] = c0
-            modes[y0, x0, 3] = c1
-            modes[y0, x0, 4] = c2
-            n_iter[y0, x0] = it
+    q0, q1, q2 = rscale2[0], rscale2[1], rscale2[2]
+    cy = np.float64(y0)
+    cx = np.float64(x0)
+    c0 = np.float64(R[0, y0, x0 + pad])
+    c1 = np.float64(R[1, y0, x0 + pad])
+    c2 = np.float64(R[2, y0, x0 + pad])
+    npts = 0
+    it = 0
+    while it < max_iter:
+        it += 1
+        ylo = max(0, int(np.ceil(cy - rs)))
+        yhi = min(h - 1, int(np.floor(cy + rs)))
+        xs = int(np.floor(cx - rs))
+        xe = int(np.floor(cx + rs))
+        lw = 4.0 if c0 > bright else 1.0
+        sw = 0.0
+        sy = 0.0
+        sx = 0.0
+        s0 = 0.0
+        s1 = 0.0
+        s2 = 0.0
+        for yy in range(ylo, yhi + 1):
+            dy2 = (yy - cy) * (yy - cy)
+            for xb in range(xs, xe + 1, BLOCK):
+                r0 = R[0, yy, pad + xb : pad + xb + BLOCK]
+                r1 = R[1, yy, pad + xb : pad + xb + BLOCK]
+                r2 = R[2, yy, pad + xb : pad + xb + BLOCK]
+                rw = 0.0
+                rx = 0.0
+                a0 = 0.0
+                a1 = 0.0
+                a2 = 0.0
+                for q in range(BLOCK):
+                    v0 = np.float64(r0[q])
+                    v1 = np.float64(r1[q])
+                    v2 = np.float64(r2[q])
+                    t0 = v0 - c0
+                    t1 = v1 - c1
+                    t2 = v2 - c2
+                    dr2 = lw * t0 * t0 + t1 * t1 + t2 * t2
+                    xx = xb + q
+                    dxx = xx - cx
+                    ds2 = dy2 + dxx * dxx
+                    ok = (dr2 < sup2) & (ds2 < rs2)  # padding never passes dr2
+                    if kernel == 0:
+                        v = 1.0
+                    elif kernel == 1:
+                        v = (1.0 - ds2 * inv_hs2) * (1.0 - dr2)
+                    else:
+                        v = np.exp(-0.5 * (ds2 * inv_hs2 + dr2))
+                    v = v if ok else 0.0
+                    rw += v
+                    rx += v * q
+                    a0 += v * v0
+                    a1 += v * v1
+                    a2 += v * v2
+                    if speedup == 2:
+                        if ok and dr2 < NEAR and yy >= lo and yy < hi:
+                            if table[yy - lo, xx] == 0:
+                                table[yy - lo, xx] = 2
+                                plist[npts] = yy * w + xx
+                                npts += 1
+                sw += rw
+                sy += rw * yy
+                sx += rx + rw * xb
+                s0 += a0
+                s1 += a1
+                s2 += a2
+        if sw <= 0.0:
+            break
+        ny = sy / sw
+        nx = sx / sw
+        n0 = s0 / sw
+        n1 = s1 / sw
+        n2 = s2 / sw
+        if it == 1:  # EDISON measures the first step in bandwidths, the later ones in units
+            shift2 = ((ny - cy) ** 2 + (nx - cx) ** 2) * inv_hs2
+            shift2 += (n0 - c0) ** 2 + (n1 - c1) ** 2 + (n2 - c2) ** 2
+        else:
+            shift2 = (ny - cy) ** 2 + (nx - cx) ** 2
+            shift2 += (n0 - c0) ** 2 * q0 + (n1 - c1) ** 2 * q1 + (n2 - c2) ** 2 * q2
+        cy = ny
+        cx = nx
+        c0 = n0
+        c1 = n1
+        c2 = n2
+        if shift2 < tol2:
+            break
+        if speedup > 0:  # the pixel under the window: on the path, or already at a known mode
+            my = int(cy + 0.5)
+            mx = int(cx + 0.5)
+            if my >= lo and my < hi and mx >= 0 and mx < w and (my != y0 or mx != x0):
+                state = table[my - lo, mx]
+                d0 = R[0, my, mx + pad] - c0
+                d1 = R[1, my, mx + pad] - c1
+                d2 = R[2, my, mx + pad] - c2
+                if state != 2 and d0 * d0 + d1 * d1 + d2 * d2 < BASIN:
+                    if state == 0:
+                        table[my - lo, mx] = 2
+                        plist[npts] = my * w + mx
+                        npts += 1
+                    else:
+                        cy = modes[my, mx, 0]
+                        cx = modes[my, mx, 1]
+                        c0 = modes[my, mx, 2]
+                        c1 = modes[my, mx, 3]
+                        c2 = modes[my, mx, 4]
+                        break
+    modes[y0, x0, 0] = cy
+    modes[y0, x0, 1] = cx
+    modes[y0, x0, 2] = c0
+    modes[y0, x0, 3] = c1
+    modes[y0, x0, 4] = c2
+    n_iter[y0, x0] = it
+    for k in range(npts):  # the pixels collected on the way share the mode
+        p = plist[k]
+        py = p // w
+        px = p % w
+        for f in range(5):
+            modes[py, px, f] = modes[y0, x0, f]
+        n_iter[py, px] = 0
+        table[py - lo, px] = 1
+    return npts
 
 
-@njit(cache=True, parallel=True, fastmath={"reassoc", "contract"})
-def _image_modes3_flat(R, w, pad, hs, support, max_iter, tol, modes, n_iter):  # pragma: no cover
-    _image_modes3(R, w, pad, hs, FLAT, support, max_iter, tol, modes, n_iter)
-
-
-@njit(cache=True, parallel=True, fastmath={"reassoc", "contract"})
-def _image_modes3_epanechnikov(
-    R, w, pad, hs, support, max_iter, tol, modes, n_iter
+@njit(inline="always", fastmath={"reassoc", "contract"})
+def _image_modes3(
+    R, w, pad, hs, kernel, support, max_iter, tol, modes, n_iter, bright, rscale2, speedup
 ):  # pragma: no cover
-    _image_modes3(R, w, pad, hs, EPANECHNIKOV, support, max_iter, tol, modes, n_iter)
+    """:func:`image_modes` for three range channels (colour), the common case, with the channels
+    in registers and one fused loop per block: about ten times faster than the generic kernel.
+    Inlined into one entry point per kernel and speed-up so both are constants, not branches.
+    Where the window's first channel (L*) exceeds ``bright`` (in bandwidths; inf: never),
+    differences of that channel count twice, as EDISON's filter does for bright colours. Points
+    on the window's edge are outside, as in EDISON. Speed-ups (EDISON's): 1, a path that reaches
+    a pixel of similar colour takes that pixel along, or stops at its mode if it has one; 2, also
+    the window points of very similar colour join the path. Pixels so assigned report 0
+    iterations."""
+    h = R.shape[1]
+    n_bands = (h + BAND - 1) // BAND
+    for b in prange(n_bands):
+        lo = b * BAND
+        hi = min(h, lo + BAND)
+        table = np.zeros((BAND, w), np.uint8)
+        plist = np.empty(BAND * w, np.int64)
+        for y0 in range(lo, hi):
+            for x0 in range(w):
+                if speedup > 0 and table[y0 - lo, x0] == 1:
+                    continue
+                if speedup == 0:
+                    _pixel3(R, w, pad, hs, kernel, support, max_iter, tol, modes, n_iter, bright,
+                            rscale2, y0, x0, table, plist, lo, hi, 0)  # fmt: skip
+                elif speedup == 1:
+                    _pixel3(R, w, pad, hs, kernel, support, max_iter, tol, modes, n_iter, bright,
+                            rscale2, y0, x0, table, plist, lo, hi, 1)  # fmt: skip
+                else:
+                    _pixel3(R, w, pad, hs, kernel, support, max_iter, tol, modes, n_iter, bright,
+                            rscale2, y0, x0, table, plist, lo, hi, 2)  # fmt: skip
 
 
 @njit(cache=True, parallel=True, fastmath={"reassoc", "contract"})
-def _image_modes3_gaussian(
-    R, w, pad, hs, support, max_iter, tol, modes, n_iter
-):  # pragma: no cover
-    _image_modes3(R, w, pad, hs, GAUSSIAN, support, max_iter, tol, modes, n_iter)
+def _modes3_flat_0(R, w, pad, hs, support, max_iter, tol, modes, n_iter, bright, rscale2):  # pragma: no cover  # fmt: skip
+    _image_modes3(R, w, pad, hs, FLAT, support, max_iter, tol, modes, n_iter, bright, rscale2, 0)
 
 
-def image_modes3(R, w, pad, hs, kernel, support, max_iter, tol, modes, n_iter):
-    """Dispatch to the compiled three-channel kernel for ``kernel`` (an id)."""
-    run = {FLAT: _image_modes3_flat, EPANECHNIKOV: _image_modes3_epanechnikov}.get(
-        kernel, _image_modes3_gaussian
+@njit(cache=True, parallel=True, fastmath={"reassoc", "contract"})
+def _modes3_flat_1(R, w, pad, hs, support, max_iter, tol, modes, n_iter, bright, rscale2):  # pragma: no cover  # fmt: skip
+    _image_modes3(R, w, pad, hs, FLAT, support, max_iter, tol, modes, n_iter, bright, rscale2, 1)
+
+
+@njit(cache=True, parallel=True, fastmath={"reassoc", "contract"})
+def _modes3_flat_2(R, w, pad, hs, support, max_iter, tol, modes, n_iter, bright, rscale2):  # pragma: no cover  # fmt: skip
+    _image_modes3(R, w, pad, hs, FLAT, support, max_iter, tol, modes, n_iter, bright, rscale2, 2)
+
+
+@njit(cache=True, parallel=True, fastmath={"reassoc", "contract"})
+def _modes3_epanechnikov_0(R, w, pad, hs, support, max_iter, tol, modes, n_iter, bright, rscale2):  # pragma: no cover  # fmt: skip
+    _image_modes3(
+        R, w, pad, hs, EPANECHNIKOV, support, max_iter, tol, modes, n_iter, bright, rscale2, 0
     )
-    run(R, w, pad, hs, support, max_iter, tol, modes, n_iter)
 
 
-@njit(cache=True)
-def _find(parent, i):  # pragma: no cover - compiled
-    root = i
-    while parent[root] != root:
-        root = parent[root]
-    while parent[i] != root:  # path compression
-        nxt = parent[i]
-        parent[i] = root
-        i = nxt
-    return root
+@njit(cache=True, parallel=True, fastmath={"reassoc", "contract"})
+def _modes3_epanechnikov_1(R, w, pad, hs, support, max_iter, tol, modes, n_iter, bright, rscale2):  # pragma: no cover  # fmt: skip
+    _image_modes3(
+        R, w, pad, hs, EPANECHNIKOV, support, max_iter, tol, modes, n_iter, bright, rscale2, 1
+    )
 
 
-@njit(cache=True)
-def group_modes(modes, hs, merge):  # pragma: no cover - compiled
-    """Join 4-adjacent pixels whose modes are closer than ``merge`` bandwidths both in space
-    (|dy, dx| < merge * hs) and in range (|dr| < merge, range already normalised); returns the
-    union-find root of every pixel (H * W,)."""
-    h, w, d = modes.shape
-    parent = np.arange(h * w)
-    lim_s = (merge * hs) ** 2
-    lim_r = merge * merge
-    for y in range(h):
-        for x in range(w):
-            i = y * w + x
-            for dy, dx in ((0, 1), (1, 0)):
-                yy = y + dy
-                xx = x + dx
-                if yy >= h or xx >= w:
-                    continue
-                ds = (modes[y, x, 0] - modes[yy, xx, 0]) ** 2 + (
-                    modes[y, x, 1] - modes[yy, xx, 1]
-                ) ** 2
-                if ds >= lim_s:
-                    continue
-                dr = 0.0
-                for c in range(2, d):
-                    dr += (modes[y, x, c] - modes[yy, xx, c]) ** 2
-                if dr >= lim_r:
-                    continue
-                a = _find(parent, i)
-                b = _find(parent, yy * w + xx)
-                if a != b:
-                    parent[max(a, b)] = min(a, b)
-    for i in range(h * w):
-        parent[i] = _find(parent, i)
-    return parent
+@njit(cache=True, parallel=True, fastmath={"reassoc", "contract"})
+def _modes3_epanechnikov_2(R, w, pad, hs, support, max_iter, tol, modes, n_iter, bright, rscale2):  # pragma: no cover  # fmt: skip
+    _image_modes3(
+        R, w, pad, hs, EPANECHNIKOV, support, max_iter, tol, modes, n_iter, bright, rscale2, 2
+    )
+
+
+@njit(cache=True, parallel=True, fastmath={"reassoc", "contract"})
+def _modes3_gaussian_0(R, w, pad, hs, support, max_iter, tol, modes, n_iter, bright, rscale2):  # pragma: no cover  # fmt: skip
+    _image_modes3(
+        R, w, pad, hs, GAUSSIAN, support, max_iter, tol, modes, n_iter, bright, rscale2, 0
+    )
+
+
+@njit(cache=True, parallel=True, fastmath={"reassoc", "contract"})
+def _modes3_gaussian_1(R, w, pad, hs, support, max_iter, tol, modes, n_iter, bright, rscale2):  # pragma: no cover  # fmt: skip
+    _image_modes3(
+        R, w, pad, hs, GAUSSIAN, support, max_iter, tol, modes, n_iter, bright, rscale2, 1
+    )
+
+
+@njit(cache=True, parallel=True, fastmath={"reassoc", "contract"})
+def _modes3_gaussian_2(R, w, pad, hs, support, max_iter, tol, modes, n_iter, bright, rscale2):  # pragma: no cover  # fmt: skip
+    _image_modes3(
+        R, w, pad, hs, GAUSSIAN, support, max_iter, tol, modes, n_iter, bright, rscale2, 2
+    )
+
+
+_MODES3 = {
+    (kernel, speedup): globals()[f"_modes3_{name}_{speedup}"]
+    for kernel, name in ((FLAT, "flat"), (EPANECHNIKOV, "epanechnikov"), (GAUSSIAN, "gaussian"))
+    for speedup in (0, 1, 2)
+}
+
+
+def image_modes3(
+    R, w, pad, hs, kernel, support, max_iter, tol, modes, n_iter, bright, rscale2, speedup=0
+):
+    """Dispatch to the compiled three-channel kernel for ``kernel`` (an id) and ``speedup``."""
+    _MODES3[kernel, speedup](
+        R, w, pad, hs, support, max_iter, tol, modes, n_iter, float(bright), rscale2
+    )
 
 
 @njit(cache=True, inline="always")
@@ -431,3 +516,43 @@ def shift_points_brute(
         out[s] = cur
         n_iter[s] = it
         counts[s] = cnt
+
+
+@njit(cache=True)
+def connect_chained(values, threshold):  # pragma: no cover - compiled
+    """EDISON's ``Connect``: flood-fill 8-connected pixels whose range values differ from the
+    pixel they are reached from by less than ``threshold`` in every channel (values (H, W, C));
+    returns region labels (H * W,) numbered in raster order of their first pixel."""
+    h, w, c = values.shape
+    labels = np.full(h * w, -1, np.int64)
+    stack = np.empty(h * w, np.int64)
+    n = 0
+    for start in range(h * w):
+        if labels[start] >= 0:
+            continue
+        labels[start] = n
+        top = 0
+        stack[0] = start
+        while top >= 0:
+            p = stack[top]
+            top -= 1
+            y, x = p // w, p % w
+            for dy in (-1, 0, 1):
+                for dx in (-1, 0, 1):
+                    yy, xx = y + dy, x + dx
+                    if (dy == 0 and dx == 0) or yy < 0 or yy >= h or xx < 0 or xx >= w:
+                        continue
+                    q = yy * w + xx
+                    if labels[q] >= 0:
+                        continue
+                    near = True
+                    for k in range(c):
+                        if abs(values[y, x, k] - values[yy, xx, k]) >= threshold:
+                            near = False
+                            break
+                    if near:
+                        labels[q] = n
+                        top += 1
+                        stack[top] = q
+        n += 1
+    return labels
