@@ -1,5 +1,6 @@
 #!/usr/bin/env python3
-"""One entry point for a fresh clone: `python3 run.py demo` and `python3 run.py test`.
+"""One entry point for a fresh clone: `python3 run.py demo`, `python3 run.py test` and
+`python3 run.py docs`.
 
 Needs only Python 3.10+. On first use it creates a virtual environment in .venv and installs
 seglab into it (editable, with the test tools); later runs reuse it, reinstalling only when
@@ -38,15 +39,47 @@ def ensure_env() -> None:
     STAMP.write_text(digest)
 
 
+def ensure_docs() -> None:
+    """The docs extra (Sphinx, sphinx-gallery, the theme) in the same environment."""
+    digest = hashlib.sha256((ROOT / "pyproject.toml").read_bytes()).hexdigest()
+    stamp = VENV / ".seglab-docs-installed"
+    if stamp.exists() and stamp.read_text().strip() == digest:
+        return
+    print("[run.py] installing the docs tools", flush=True)
+    pip = [str(PYTHON), "-m", "pip", "install", "--disable-pip-version-check"]
+    subprocess.run([*pip, "-e", f"{ROOT}[dev,docs]"], check=True)
+    stamp.write_text(digest)
+
+
+def build_docs(extra: list[str]) -> int:
+    """Sphinx, warnings as errors, into docs/_build/html; then every page in a real browser."""
+    ensure_docs()
+    html = ROOT / "docs" / "_build" / "html"
+    env = {**os.environ, "MPLBACKEND": "Agg", "PYTHONWARNINGS": "ignore::DeprecationWarning"}
+    cmd = [str(PYTHON), "-m", "sphinx", "-W", "--keep-going", "-b", "html", "docs", str(html)]
+    status = subprocess.call([*cmd, *extra], cwd=ROOT, env=env)
+    if status == 0:
+        status = subprocess.call([str(PYTHON), "docs/check_site.py", str(html)], cwd=ROOT)
+    if status == 0:
+        print(f"[run.py] the documentation is in {html / 'index.html'}")
+    return status
+
+
 def main() -> int:
-    commands = {"demo": "segment a bundled photo with k-means", "test": "run the test suite"}
+    commands = {
+        "demo": "the lecture on a few images: seglab-demo/index.html",
+        "test": "run the test suite",
+        "docs": "build the documentation into docs/_build/html",
+    }
     if len(sys.argv) < 2 or sys.argv[1] not in commands:
-        print("usage: python3 run.py {demo|test} [extra arguments]")
+        print("usage: python3 run.py {demo|test|docs} [extra arguments]")
         for name, what in commands.items():
             print(f"  {name:5s} {what}")
         return 2
     ensure_env()
     cmd, extra = sys.argv[1], sys.argv[2:]
+    if cmd == "docs":
+        return build_docs(extra)
     if cmd == "demo":
         argv = [str(BIN / "seglab"), "demo", *extra]
     else:

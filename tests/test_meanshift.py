@@ -236,51 +236,20 @@ def test_blurred_edge_keeps_wall_ground_and_object_apart(obj):
 
 
 @pytest.fixture(scope="module")
-def edison():
+def edison(tmp_path_factory):
     """EDISON (Comaniciu & Meer's code) through pymeanshift 0.2.2, built from its sdist with the
-    numpy 2 fixes; skipped where the sdist or a compiler is not at hand."""
-    import shutil
-    import subprocess
-    import sys
-    import tarfile
-    import tempfile
-    from pathlib import Path
+    numpy 2 fixes (benchmarks/_edison.py); skipped where the sdist or a compiler is missing."""
+    import importlib.util
 
-    work = Path(tempfile.mkdtemp(prefix="pymeanshift-"))
+    from conftest import REPO
+
+    spec = importlib.util.spec_from_file_location("_edison", REPO / "benchmarks" / "_edison.py")
+    helper = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(helper)
     try:
-        r = subprocess.run(
-            [sys.executable, "-m", "pip", "download", "--no-deps", "--no-build-isolation",
-             "--no-binary", ":all:", "pymeanshift==0.2.2", "-d", str(work), "-q"],
-            capture_output=True, text=True, timeout=120,
-        )  # fmt: skip
-        archives = list(work.glob("pymeanshift-*.tar.gz"))
-        if r.returncode != 0 or not archives or shutil.which("g++") is None:
-            pytest.skip("pymeanshift 0.2.2 sdist or a C++ compiler not available")
-        with tarfile.open(archives[0]) as tar:
-            tar.extractall(work, filter="data")
-        src = next(work.glob("pymeanshift-0.2.2"))
-        code = (src / "pymeanshift.cpp").read_text()
-        for old, new in (
-            ("NPY_IN_ARRAY", "NPY_ARRAY_IN_ARRAY"),
-            ("PyArray_UBYTE", "NPY_UBYTE"),
-            ("PyArray_INT)", "NPY_INT)"),
-            ("PyArray_NDIM(inputImage)", "PyArray_NDIM((PyArrayObject*)inputImage)"),
-            ("PyArray_DIM(inputImage", "PyArray_DIM((PyArrayObject*)inputImage"),
-            ("PyArray_DATA(inputImage)", "PyArray_DATA((PyArrayObject*)inputImage)"),
-        ):
-            code = code.replace(old, new)
-        (src / "pymeanshift.cpp").write_text(code)
-        r = subprocess.run([sys.executable, "setup.py", "build_ext", "--inplace"], cwd=src,
-                           capture_output=True, text=True, timeout=300)  # fmt: skip
-        if r.returncode != 0:
-            pytest.skip(f"pymeanshift did not build: {r.stderr[-300:]}")
-        sys.path.insert(0, str(src))
-        import pymeanshift
-
-        yield pymeanshift
-    finally:
-        sys.path[:] = [p for p in sys.path if "pymeanshift-" not in p]
-        shutil.rmtree(work, ignore_errors=True)
+        return helper.build(tmp_path_factory.mktemp("edison"))
+    except RuntimeError as exc:
+        pytest.skip(str(exc))
 
 
 @pytest.mark.parametrize("name", ["astronaut", "coffee", "chelsea", "rocket"])

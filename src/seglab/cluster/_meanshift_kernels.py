@@ -290,12 +290,13 @@ def _image_modes3(
     the window points of very similar colour join the path. Pixels so assigned report 0
     iterations."""
     h = R.shape[1]
-    n_bands = (h + BAND - 1) // BAND
+    band = BAND if speedup > 0 else 1  # the exact mode shares nothing: rows balance best
+    n_bands = (h + band - 1) // band
     for b in prange(n_bands):
-        lo = b * BAND
-        hi = min(h, lo + BAND)
-        table = np.zeros((BAND, w), np.uint8)
-        plist = np.empty(BAND * w, np.int64)
+        lo = b * band
+        hi = min(h, lo + band)
+        table = np.zeros((band, w), np.uint8)
+        plist = np.empty(band * w, np.int64)
         for y0 in range(lo, hi):
             for x0 in range(w):
                 if speedup > 0 and table[y0 - lo, x0] == 1:
