@@ -38,7 +38,7 @@ html_static_path = []
 html_show_sourcelink = False
 
 autosummary_generate = True
-autodoc_default_options = {"members": True, "inherited-members": False, "show-inheritance": False}
+autodoc_default_options = {"members": True, "ignore-module-all": True}  # own members only
 autodoc_typehints = "none"
 numpydoc_show_class_members = False
 numpydoc_class_members_toctree = False

@@ -16,14 +16,12 @@ import matplotlib.pyplot as plt
 import numpy as np
 
 from seglab import viz
+from seglab.demo import config_dir
 from seglab.engine import evaluate, load_config, load_model, train
 from seglab.models import count_parameters
 from seglab.segment import segment_with_model
 
-try:
-    CONFIGS = Path(__file__).resolve().parents[1] / "configs"
-except NameError:  # run in a notebook
-    CONFIGS = Path("configs")
+CONFIGS = config_dir()  # the shipped configs/ of this checkout
 out = Path(tempfile.mkdtemp(prefix="seglab-gallery-"))
 runs = {
     "U-Net": ["model.options={width: 16, depth: 3}", "train.epochs=12"],

@@ -7,6 +7,11 @@ and connected components cannot split them. Mask R-CNN detects each object (Fast
 proposals, RoI Align, a box head) and predicts a mask inside each box with a small FCN, so
 touching objects stay apart. Both are trained briefly here on the left half of the nuclei image
 and compared on the held-out strip by instance F1 at IoU 0.5 and mask AP50.
+
+Five epochs are a demo budget: Mask R-CNN then still misses faint nuclei, but look at the pairs
+of touching nuclei that U-Net's components merge into one object and Mask R-CNN keeps apart.
+Trained for 60 epochs (``benchmarks/mask_rcnn_nuclei.py``), Mask R-CNN reaches F1 0.87 and mask
+AP50 0.85 on this strip, against 0.83 and 0.73 for U-Net + components.
 """
 
 import tempfile
@@ -18,14 +23,12 @@ from skimage.measure import label
 
 from seglab.compare import score
 from seglab.data import nuclei
+from seglab.demo import config_dir
 from seglab.engine import load_config, load_model, train
 from seglab.instances import instances_to_labels, overlay_instances
 from seglab.segment import segment_with_model
 
-try:
-    CONFIGS = Path(__file__).resolve().parents[1] / "configs"
-except NameError:  # run in a notebook
-    CONFIGS = Path("configs")
+CONFIGS = config_dir()  # the shipped configs/ of this checkout
 out = Path(tempfile.mkdtemp(prefix="seglab-gallery-"))
 for name, config, overrides in (
     ("unet", "nuclei_unet.yaml", ["model.options={width: 16, depth: 3}", "train.epochs=12"]),
@@ -43,7 +46,8 @@ truth = (ids > 0).astype(np.int64)
 results = {}
 for name in ("unet", "mask_rcnn"):
     model, class_map = load_model(out / name / "last.pt", "cpu")
-    results[name] = segment_with_model(strip, model, class_map.names, name)
+    options = {"score_threshold": 0.3} if name == "mask_rcnn" else {}  # a young detector
+    results[name] = segment_with_model(strip, model, class_map.names, name, **options)
 
 # %%
 # Instances: U-Net's foreground split into connected components, and Mask R-CNN's objects.

@@ -61,7 +61,7 @@ _NUCLEI = (
 )
 
 
-def _config_dir() -> Path:
+def config_dir() -> Path:
     """The shipped configs: in a source checkout, ``configs/`` beside ``src/``."""
     here = Path(__file__).resolve()
     for parent in here.parents:
@@ -94,7 +94,7 @@ def train_networks(folder: Path, progress: bool = True) -> dict[str, Path]:
     """Train each demo network into ``folder/<name>/`` unless a finished run is there."""
     from .engine import load_checkpoint, load_config, train
 
-    configs = _config_dir()
+    configs = config_dir()
     found = {}
     for name, (config, overrides) in NETWORKS.items():
         run = folder / name

@@ -18,10 +18,10 @@ hsv       3     H, S, V scaled to 0..100 (hue wraps around: 0 and 100 are both r
 gray      1     luminance (ITU-R 709 weights) scaled to 0..100
 xy        2     pixel column x and row y, in pixels, times ``spatial_weight``
 grad      2     Gaussian (σ = 1 px) gradient of the lightness as the doubled-angle vector
-                (|∇L| cos 2θ, |∇L| sin 2θ): its length is the gradient magnitude in L* units
+                ``(|∇L| cos 2θ, |∇L| sin 2θ)``: its length is the gradient magnitude in L* units
                 per pixel, its direction the edge orientation without the 180° wrap
-texture   9     filter bank on the lightness at σ = 1, 2, 4 px: scale-normalised |∂x|, |∂y| and
-                |LoG| responses (L* units), rectified and averaged over a Gaussian of 2σ
+texture   9     filter bank on the lightness at σ = 1, 2, 4 px: scale-normalised ``|∂x|``, ``|∂y|``
+                and ``|LoG|`` responses (L* units), rectified and averaged over a Gaussian of 2σ
 ========  ====  ==========================================================================
 
 The lightness used by ``grad`` and ``texture`` is L* for colour images and the gray level (0..100)

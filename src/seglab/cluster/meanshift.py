@@ -30,7 +30,7 @@ from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
-from scipy.spatial import cKDTree
+from scipy.spatial import cKDTree as _KDTree
 
 from .._checks import check_positive_int
 from ..features import feature_layout, pixel_features
@@ -101,7 +101,7 @@ def estimate_bandwidth(
     if n_samples is not None and n_samples < X.shape[0]:
         X = X[np.random.default_rng(random_state).permutation(X.shape[0])[:n_samples]]
     k = max(1, int(X.shape[0] * quantile))
-    dist, _ = cKDTree(X).query(X, k=k)
+    dist, _ = _KDTree(X).query(X, k=k)
     dist = dist.reshape(X.shape[0], -1)
     bw = float(dist[:, -1].mean())
     if bw <= 0:
@@ -152,7 +152,7 @@ def suppress_near_modes(points: np.ndarray, counts: np.ndarray, radius: float) -
     keys = np.column_stack([counts, points])
     order = np.lexsort(keys.T[::-1])[::-1]  # by count, then coordinates, descending
     pts = points[order]
-    tree = cKDTree(pts)
+    tree = _KDTree(pts)
     keep = np.ones(len(pts), dtype=bool)
     for i in range(len(pts)):
         if keep[i]:
@@ -255,7 +255,7 @@ class MeanShift:
         return self
 
     def _assign(self, X: np.ndarray) -> np.ndarray:
-        dist, idx = cKDTree(self.cluster_centers_).query(X)
+        dist, idx = _KDTree(self.cluster_centers_).query(X)
         labels = idx.astype(np.int64)
         if not self.cluster_all:
             labels[dist > self.bandwidth_] = -1

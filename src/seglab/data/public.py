@@ -2,24 +2,26 @@
 ``root`` at the folder you extracted; the layout is checked up front and the first missing or
 mismatched file is named.
 
-=============  =====================================================================  =========
-dataset        layout under ``root``                                                  classes
-=============  =====================================================================  =========
-PASCAL VOC     VOC2012/JPEGImages/*.jpg, VOC2012/SegmentationClass/*.png (palette PNG,  21 + 255
-               value = class, 255 = boundary), VOC2012/ImageSets/Segmentation/
-               {train,val}.txt; ``augmented=True`` reads SegmentationClassAug/ and
-               ImageSets/SegmentationAug/train_aug.txt (the SBD-augmented 10,582 list)
-CamVid         {train,val,test}/*.png and {train,val,test}annot/*.png (SegNet's           11 + void
-               version; void = 11 becomes the ignore index)
-Cityscapes     leftImg8bit/{split}/{city}/*_leftImg8bit.png and                          19
-               gtFine/{split}/{city}/*_gtFine_labelIds.png (label ids mapped to the 19
-               train ids, the rest ignored)
-ADE20K         ADEChallengeData2016/images/{training,validation}/*.jpg and              150
-               annotations/... *.png (0 = "other" becomes the ignore index, 1..150 ->
-               0..149)
-COCO           {split}2017/*.jpg and annotations/instances_{split}2017.json, painted     file's
-               into semantic masks with pycocotools (crowd regions ignored)             + bg
-=============  =====================================================================  =========
+Layouts::
+
+    =============  =====================================================================  =========
+    dataset        layout under ``root``                                                  classes
+    =============  =====================================================================  =========
+    PASCAL VOC     VOC2012/JPEGImages/*.jpg, VOC2012/SegmentationClass/*.png (palette PNG,  21 + 255
+                   value = class, 255 = boundary), VOC2012/ImageSets/Segmentation/
+                   {train,val}.txt; ``augmented=True`` reads SegmentationClassAug/ and
+                   ImageSets/SegmentationAug/train_aug.txt (the SBD-augmented 10,582 list)
+    CamVid         {train,val,test}/*.png and {train,val,test}annot/*.png (SegNet's           11 + void
+                   version; void = 11 becomes the ignore index)
+    Cityscapes     leftImg8bit/{split}/{city}/*_leftImg8bit.png and                          19
+                   gtFine/{split}/{city}/*_gtFine_labelIds.png (label ids mapped to the 19
+                   train ids, the rest ignored)
+    ADE20K         ADEChallengeData2016/images/{training,validation}/*.jpg and              150
+                   annotations/... *.png (0 = "other" becomes the ignore index, 1..150 ->
+                   0..149)
+    COCO           {split}2017/*.jpg and annotations/instances_{split}2017.json, painted     file's
+                   into semantic masks with pycocotools (crowd regions ignored)             + bg
+    =============  =====================================================================  =========
 """
 
 from __future__ import annotations
