@@ -34,7 +34,7 @@ def nuclei_meanshift_foreground(
     spatial_bandwidth: float = 7.0,
     range_bandwidth: float = 6.5,
     min_region_size: int = 20,
-    merge_distance: float = 1.0,
+    merge_distance: float = 0.5,
 ) -> dict:
     """Mean-shift on the nuclei image (intensity rescaled to 0..100 by the image maximum).
 
