@@ -10,7 +10,9 @@ the same map, a fraction of the time. That is the step from the sliding window t
 convolutional networks.
 """
 
+import tempfile
 import time
+from pathlib import Path
 
 import matplotlib.pyplot as plt
 import numpy as np
@@ -18,17 +20,21 @@ import torch
 
 from seglab import viz
 from seglab.data import nuclei
-from seglab.models.sliding import PatchClassifier, segment_sliding, to_fully_convolutional
-
-torch.manual_seed(0)
-image, mask = nuclei()
-crop = image[:96, :96].astype(np.float32)
-crop = np.repeat((crop / crop.max())[:, :, None], 3, axis=2)  # gray -> RGB in [0, 1]
+from seglab.demo import config_dir
+from seglab.engine import load_config, load_model, train
+from seglab.models.sliding import segment_sliding, to_fully_convolutional
 
 # %%
-# A small patch classifier (33 x 33 patches). Its weights are random here: the point is that both
-# ways of running it give the same map, pixel for pixel.
-model = PatchClassifier(patch_size=33, num_classes=2, width=16).eval()
+# A patch classifier (33 x 33 patches, class-balanced centres) trained briefly on the left half of
+# the nuclei image; then both ways of running it on a held-out crop.
+out = Path(tempfile.mkdtemp(prefix="seglab-gallery-"))
+cfg = load_config(config_dir() / "patch_nuclei.yaml",
+                  ["train.epochs=2", "data.patches_per_image=2048", f"out={out}"])  # fmt: skip
+train(cfg, progress=False)
+model, _ = load_model(out / "last.pt", "cpu")
+image, mask = nuclei()
+crop = image[200:296, 380:476].astype(np.float32)  # inside the held-out strip
+crop = np.repeat((crop / crop.max())[:, :, None], 3, axis=2)  # gray -> RGB in [0, 1]
 t0 = time.perf_counter()
 slow = segment_sliding(model, crop, stride=1, batch_size=512).numpy()
 t_slow = time.perf_counter() - t0
