@@ -26,13 +26,6 @@ def check_positive_int(value: Any, name: str, minimum: int = 1) -> int:
     return int(value)
 
 
-def check_fraction(value: Any, name: str) -> float:
-    """Return ``value`` as a float in [0, 1), else a ValueError naming ``name``."""
-    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not 0 <= value < 1:
-        raise ValueError(f"{name} must be a number in [0, 1), got {value!r}")
-    return float(value)
-
-
 def check_choice(value: Any, name: str, choices: tuple[str, ...] | list[str]) -> str:
     """Return ``value`` if it is one of ``choices``, else a ValueError listing them."""
     if value not in choices:
