@@ -1,13 +1,16 @@
-"""K-means speed: seglab KMeans vs scikit-learn (lloyd, n_init=1) and cv2.kmeans, same start.
+"""K-means speed: seglab KMeans vs scikit-learn's Lloyd from the same start, photo by photo.
 
-Features are the 5-d ``lab+xy`` features of the bundled coffee photo resized to 0.25, 1 and 4
-megapixels; K = 8; every library starts from the same k-means++ centres (OpenCV takes initial
-labels, so it gets the nearest-centre labels of those centres) with the same iteration limit and
-tolerance. Each timing is the best of ``--repeats`` runs, after one warm-up run that compiles
-seglab's kernels. Prints a Markdown table; ``--write`` also puts it into benchmarks/RESULTS.md.
+Features are the 5-d ``lab+xy`` features (spatial weight "auto", the segmenter's default) of
+scikit-image's photos resized to ``--mp`` megapixels (4 by default); coffee is the photo seglab was
+first tuned on, the others are held out. K = 8; both libraries start from the same k-means++
+centres and run a short fit (``max_iter=15``) and a long one (to convergence, ``max_iter=300``,
+``tol=1e-4``). Each time is the best of ``--repeats`` runs, the libraries interleaved, after one
+warm-up run each (which also compiles seglab's kernels). Per-iteration time is compared with one
+pass over the feature array (``X.sum()``), the memory floor of any Lloyd iteration. Prints Markdown
+tables; ``--write`` puts them into benchmarks/RESULTS.md.
 
-    python benchmarks/kmeans.py            # all sizes
-    python benchmarks/kmeans.py --sizes 4 --write
+    python benchmarks/kmeans.py --write
+    python benchmarks/kmeans.py --photos astronaut,chelsea --mp 1
 """
 
 from __future__ import annotations
@@ -15,133 +18,144 @@ from __future__ import annotations
 import argparse
 import os
 import platform
+import time
 
 import numpy as np
+from skimage import data
 from skimage.transform import resize
 
 from seglab.cluster import KMeans, kmeans_plusplus
-from seglab.cluster._kmeans_kernels import assign
-from seglab.data import sample_image
 from seglab.features import pixel_features
 
 try:
-    from _results import best_time, write_section
+    from _results import write_section
 except ImportError:  # run as a module
-    from benchmarks._results import best_time, write_section
+    from benchmarks._results import write_section
+
+PHOTOS = ("coffee", "astronaut", "chelsea", "rocket", "immunohistochemistry",
+          "hubble_deep_field", "retina")  # fmt: skip
+RUNS = {"short": 15, "long": 300}
 
 
-def measure(X, init, tol_abs, args) -> dict:
-    """Time seglab, scikit-learn and OpenCV from the same start on features X."""
-    import cv2
+def features(name: str, megapixels: float) -> np.ndarray:
+    img = getattr(data, name)()
+    img = np.stack([img] * 3, -1) if img.ndim == 2 else img[..., :3]
+    scale = np.sqrt(megapixels * 1e6 / (img.shape[0] * img.shape[1]))
+    shape = (round(img.shape[0] * scale), round(img.shape[1] * scale))
+    img = (resize(img, shape, order=1, anti_aliasing=False) * 255).astype(np.uint8)
+    return pixel_features(img, "lab+xy", spatial_weight="auto")
+
+
+def interleaved_best(fns: dict, repeats: int) -> tuple[dict, dict]:
+    """Best wall time of each function over ``repeats`` rounds (one call each per round)."""
+    best = {k: float("inf") for k in fns}
+    out = {k: fn() for k, fn in fns.items()}  # warm-up
+    for _ in range(repeats):
+        for k, fn in fns.items():
+            t = time.perf_counter()
+            out[k] = fn()
+            best[k] = min(best[k], time.perf_counter() - t)
+    return best, out
+
+
+def measure(X: np.ndarray, k: int, repeats: int) -> dict:
     from sklearn.cluster import KMeans as SKKMeans
 
-    k = len(init)
-    KMeans(k, init=init, max_iter=args.max_iter, tol=args.tol).fit(X)  # warm-up: load kernels
-    t_ours, ours = best_time(
-        lambda: KMeans(k, init=init, max_iter=args.max_iter, tol=args.tol).fit(X), args.repeats
-    )
-    t_sk, sk = best_time(
-        lambda: SKKMeans(
-            k, init=init, n_init=1, algorithm="lloyd", max_iter=args.max_iter, tol=args.tol
-        ).fit(X),
-        args.repeats,
-    )
-    # OpenCV starts from labels, not centres: give it the nearest-centre labels of the same start
-    init_labels = np.full(X.shape[0], -1, dtype=np.int32)
-    assign(X, init, init_labels, False)
-    # OpenCV stops when every centre moved less than eps (it squares eps internally)
-    crit = (
-        cv2.TERM_CRITERIA_EPS + cv2.TERM_CRITERIA_MAX_ITER,
-        args.max_iter,
-        float(np.sqrt(tol_abs)),
-    )
-    t_cv, (cv_compact, _, _) = best_time(
-        lambda: cv2.kmeans(
-            X, k, init_labels[:, None].copy(), crit, 1, cv2.KMEANS_USE_INITIAL_LABELS
-        ),
-        args.repeats,
-    )
-    return {
-        "t_ours": t_ours,
-        "t_sk": t_sk,
-        "t_cv": t_cv,
-        "i_ours": ours.inertia_,
-        "i_sk": sk.inertia_,
-        "i_cv": cv_compact,
-        "n_ours": ours.n_iter_,
-        "n_sk": sk.n_iter_,
-    }
+    init = kmeans_plusplus(X, k, np.random.default_rng(0))
+    row: dict = {"pixels": X.shape[0]}
+    passes = []
+    for _ in range(5):
+        t = time.perf_counter()
+        X.sum()
+        passes.append(time.perf_counter() - t)
+    row["pass"] = min(passes)
+    for run, max_iter in RUNS.items():
+        times, fits = interleaved_best(
+            {
+                "seglab": lambda m=max_iter: KMeans(k, init=init, max_iter=m).fit(X),
+                "sklearn": lambda m=max_iter: SKKMeans(
+                    k, init=init, n_init=1, algorithm="lloyd", max_iter=m
+                ).fit(X),
+            },
+            repeats,
+        )
+        ours, ref = fits["seglab"], fits["sklearn"]
+        row[run] = {
+            "t_ours": times["seglab"],
+            "t_sk": times["sklearn"],
+            "n_ours": ours.n_iter_,
+            "n_sk": ref.n_iter_,
+            "ratio": times["sklearn"] / times["seglab"],
+            "inertia": 100 * (ours.inertia_ - ref.inertia_) / ref.inertia_,
+        }
+    return row
 
 
-def machine() -> str:
-    return (
-        f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores, {platform.system()}"
-    )
+def table(rows: dict, run: str) -> list[str]:
+    lines = [
+        f"**{run} runs** (max_iter={RUNS[run]}):",
+        "",
+        "| photo | seglab s (iters) | sklearn s (iters) | sklearn / seglab | inertia seglab vs sklearn | seglab ms / iter | one pass ms | iter / pass |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for name, r in rows.items():
+        x = r[run]
+        per_iter = 1000 * x["t_ours"] / x["n_ours"]
+        label = f"{name} (tuned on)" if name == "coffee" else name
+        lines.append(
+            f"| {label} | {x['t_ours']:.3f} ({x['n_ours']}) | {x['t_sk']:.3f} ({x['n_sk']}) | "
+            f"**{x['ratio']:.2f}x** | {x['inertia']:+.4f}% | {per_iter:.1f} | "
+            f"{1000 * r['pass']:.1f} | {per_iter / (1000 * r['pass']):.1f} |"
+        )
+    held_out = [r[run]["ratio"] for n, r in rows.items() if n != "coffee"]
+    if held_out:
+        lines += [
+            "",
+            f"Held-out photos: median **{np.median(held_out):.2f}x**, worst "
+            f"**{min(held_out):.2f}x**; largest inertia difference "
+            f"{max(abs(r[run]['inertia']) for r in rows.values()):.4f}%.",
+        ]
+    return lines
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    ap.add_argument("--sizes", default="0.25,1,4", help="megapixels, comma separated")
+    ap.add_argument("--photos", default=",".join(PHOTOS), help="scikit-image photo names")
+    ap.add_argument("--mp", type=float, default=4.0, help="megapixels each photo is resized to")
     ap.add_argument("--k", type=int, default=8)
-    ap.add_argument("--max-iter", type=int, default=300)
-    ap.add_argument("--tol", type=float, default=1e-4)
-    ap.add_argument(
-        "--spatial-weight",
-        type=lambda t: t if t == "auto" else float(t),
-        default="auto",
-        help="colour units per pixel, or 'auto' (25 / image diagonal, the segmenter's default)",
-    )
     ap.add_argument("--repeats", type=int, default=3)
-    ap.add_argument(
-        "--write", action="store_true", help="write the table into benchmarks/RESULTS.md"
-    )
+    ap.add_argument("--write", action="store_true", help="write the tables into RESULTS.md")
     args = ap.parse_args()
 
-    import cv2
     import sklearn
 
-    photo = sample_image("coffee")
-    rows = []
-    for mp in [float(s) for s in args.sizes.split(",")]:
-        scale = np.sqrt(mp * 1e6 / (photo.shape[0] * photo.shape[1]))
-        shape = (round(photo.shape[0] * scale), round(photo.shape[1] * scale))
-        img = (resize(photo, shape, order=1, anti_aliasing=False) * 255).astype(np.uint8)
-        X = pixel_features(img, "lab+xy", spatial_weight=args.spatial_weight)
-        init = kmeans_plusplus(X, args.k, np.random.default_rng(0))
-        tol_abs = float(np.mean(np.var(X, axis=0, dtype=np.float64))) * args.tol
-
-        rows.append(measure(X, init, tol_abs, args) | {"mp": mp, "pixels": X.shape[0]})
-        r = rows[-1]
+    rows = {}
+    for name in args.photos.split(","):
+        rows[name] = r = measure(features(name, args.mp), args.k, args.repeats)
         print(
-            f"{mp:>5} MP  seglab {r['t_ours']:.3f}s ({r['n_ours']} it)  "
-            f"sklearn {r['t_sk']:.3f}s ({r['n_sk']} it)  cv2 {r['t_cv']:.3f}s  "
-            f"speed-up vs sklearn {r['t_sk'] / r['t_ours']:.1f}x  vs cv2 {r['t_cv'] / r['t_ours']:.1f}x  "
-            f"inertia diff vs sklearn {100 * (r['i_ours'] - r['i_sk']) / r['i_sk']:+.4f}%",
+            f"{name:22s} short {r['short']['ratio']:.2f}x ({r['short']['t_ours']:.3f} s) "
+            f"long {r['long']['ratio']:.2f}x ({r['long']['t_ours']:.3f} s, "
+            f"{r['long']['n_ours']} it) inertia {r['long']['inertia']:+.4f}%",
             flush=True,
         )
-
+    machine = f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores"
     lines = [
-        f"Machine: {machine()}; numpy {np.__version__}, scikit-learn {sklearn.__version__}, "
-        f"OpenCV {cv2.__version__}. K = {args.k}, features lab+xy (spatial weight "
-        f"{args.spatial_weight}) of the coffee photo resized, same k-means++ start, max_iter "
-        f"{args.max_iter}, tol {args.tol}; best of {args.repeats}.",
+        f"Machine: {machine}; numpy {np.__version__}, scikit-learn {sklearn.__version__}. "
+        f"K = {args.k}, lab+xy features (spatial weight auto, float32) of each photo at "
+        f"{args.mp:g} MP, same k-means++ start, tol 1e-4; best of {args.repeats}, interleaved. "
+        "Target (issue 15): sklearn / seglab >= 4 for short and long runs on held-out photos.",
         "",
-        "| pixels | seglab s (iters) | sklearn lloyd s (iters) | cv2 s | sklearn / seglab | cv2 / seglab | inertia seglab vs sklearn | inertia cv2 vs sklearn |",
-        "|---:|---:|---:|---:|---:|---:|---:|---:|",
+        *table(rows, "short"),
+        "",
+        *table(rows, "long"),
     ]
-    for r in rows:
-        lines.append(
-            f"| {r['pixels']:,} ({r['mp']} MP) | {r['t_ours']:.3f} ({r['n_ours']}) | {r['t_sk']:.3f} ({r['n_sk']}) | "
-            f"{r['t_cv']:.3f} | **{r['t_sk'] / r['t_ours']:.1f}x** | {r['t_cv'] / r['t_ours']:.1f}x | "
-            f"{100 * (r['i_ours'] - r['i_sk']) / r['i_sk']:+.4f}% | {100 * (r['i_cv'] - r['i_sk']) / r['i_sk']:+.4f}% |"
-        )
-    table = "\n".join(lines)
+    text = "\n".join(lines)
     print()
-    print(table)
+    print(text)
     if args.write:
-        write_section("K-means speed (`python benchmarks/kmeans.py --write`)", table)
+        write_section("K-means speed (`python benchmarks/kmeans.py --write`)", text)
 
 
 if __name__ == "__main__":

@@ -6,7 +6,7 @@ from conftest import blobs, shapes_image
 from sklearn.cluster import KMeans as SKKMeans
 
 from seglab.cluster import KMeans, KMeansSegmenter, kmeans_plusplus
-from seglab.cluster.kmeans import lloyd, lloyd_torch
+from seglab.cluster.kmeans import _transpose, lloyd, lloyd_torch
 from seglab.features import pixel_features
 
 # Tolerance against scikit-learn: both compute the same Lloyd iterates; the arithmetic differs
@@ -116,6 +116,33 @@ def test_predict_and_fit_predict():
     labels = km.fit_predict(X)
     np.testing.assert_array_equal(km.predict(X), labels)
     assert km.score(X) == pytest.approx(-km.inertia_)
+
+
+@pytest.mark.parametrize("exact", [True, False])
+def test_float32_near_ties_get_the_exact_label(exact, monkeypatch):
+    # points straddling the bisector of two centres, far from the origin (pixel positions):
+    # float32 distances cannot order them, the float64 fallback must
+    from seglab.cluster import _kmeans_kernels
+
+    if not exact:  # without the error bound the check below must fail: the test can fail
+        monkeypatch.setattr(_kmeans_kernels, "error_terms", lambda dtype, centers: (0.0, 0.0))
+    rng = np.random.default_rng(0)
+    centers = np.array([[1000.1, 500.0], [1000.3, 500.0]])
+    X = np.column_stack([1000.2 + rng.uniform(-2e-3, 2e-3, 4000), rng.uniform(0, 1000, 4000)])
+    X = X.astype(np.float32)
+    km = KMeans(2).fit(np.array([[0.0, 0.0], [1.0, 1.0]], dtype=np.float32))
+    km.cluster_centers_ = centers
+    d2 = ((X.astype(np.float64)[:, None, :] - centers[None]) ** 2).sum(axis=2)
+    agree = np.mean(km.predict(X) == d2.argmin(axis=1))
+    assert agree == 1.0 if exact else agree < 1.0
+
+
+def test_variance_does_not_cancel_far_from_zero():
+    rng = np.random.default_rng(1)
+    X = (1e4 + rng.standard_normal((50_000, 3))).astype(np.float32)
+    XT, variance = _transpose(X)
+    np.testing.assert_array_equal(XT, X.T)
+    assert variance == pytest.approx(np.var(X.astype(np.float64), axis=0).mean(), rel=1e-9)
 
 
 def test_single_cluster_is_the_mean():

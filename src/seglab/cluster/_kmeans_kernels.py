@@ -1,8 +1,17 @@
-"""Compiled k-means kernels (numba). Each one streams over the points once, in chunks processed in
-parallel, so no N x K distance matrix is ever held: memory is O(N + chunks * K * D).
+"""Compiled k-means kernels (numba).
 
-Distances are computed as sum((x - c)^2) in float64, not with the |x|^2 - 2 x.c + |c|^2 shortcut,
-so they are exact to rounding even for points far from the origin (pixel positions).
+Layout. The kernels read the features transposed, as a (D, N) array made once per fit by
+:func:`prepare` (which also checks them and computes their variance in the same pass): each
+feature is then one contiguous row, so the distance loops over a block of ``BLOCK`` points run
+over contiguous memory, compile to SIMD instructions and need no copy. Work is split over threads
+in chunks of ``CHUNK`` points; no N x K distance matrix is ever held.
+
+Arithmetic. Distances are sum((x - c)^2) in the data's dtype, never |x|^2 - 2x.c + |c|^2 (which
+cancels for points far from the origin, such as pixel positions). For float32 data the two
+smallest distances of each point come with a rigorous error bound ``err(d2) = R d2 + A sqrt(d2)
++ A^2`` (see :func:`error_terms`): a point whose two nearest centres are closer than that is
+recomputed in float64, so every label is the one exact arithmetic gives (up to float64 ties), and
+the bounds kept for Hamerly's test are widened by the same amount, so they stay bounds.
 """
 
 from __future__ import annotations
@@ -10,164 +19,253 @@ from __future__ import annotations
 import numpy as np
 from numba import njit, prange
 
-CHUNK = 4096
+CHUNK = 16384  # points per parallel task
+BLOCK = 512  # points per vectorised block: its rows and running minima stay in L1
+
+_EPS32 = 2.0**-24
 
 
-@njit(cache=True, inline="always")
-def _round_up(x):  # pragma: no cover - compiled
-    """float32 >= x: bounds are stored in float32 (half the memory traffic) but stay bounds.
+def error_terms(dtype: np.dtype, centers: np.ndarray) -> tuple[float, float]:
+    """(R, A) of the distance error bound for data of ``dtype`` against ``centers`` (float64).
 
-    Rounding to nearest moves a value by at most 2**-24 of itself, so widening by 2**-22 first
-    keeps the direction (and, unlike nextafter, compiles to SIMD)."""
-    return np.float32(x + abs(x) * 2.384185791015625e-07)
+    In float32, each of the D differences, squares and sums is rounded once (relative error
+    (D + 2) u, u = 2**-24) and the centres themselves are rounded (an absolute error up to
+    2 u |c| sqrt(d2) + (u |c|)^2). Both are doubled for safety. Float64 data: (0, 0).
+    """
+    if np.dtype(dtype) != np.float32:
+        return 0.0, 0.0
+    d = centers.shape[1]
+    cmax = float(np.sqrt((centers**2).sum(axis=1)).max())
+    return 2.0 * (d + 2) * _EPS32, 4.0 * _EPS32 * cmax
 
 
 @njit(cache=True, inline="always")
 def _round_down(x):  # pragma: no cover - compiled
-    """float32 <= x (see _round_up)."""
+    """float32 <= x: bounds are stored in float32 (half the memory traffic) but stay bounds.
+
+    Rounding to nearest moves a value by at most 2**-24 of itself, so widening by 2**-22 first
+    keeps the direction (and, unlike nextafter, compiles to SIMD)."""
     return np.float32(x - abs(x) * 2.384185791015625e-07)
 
 
 @njit(cache=True, inline="always")
-def _nearest_two(X, rows, m, centers, buf, b1, b2, bk):  # pragma: no cover - compiled
-    """Nearest and second-nearest centre (squared distances) of the points X[rows[:m]].
-
-    The rows are first copied into a feature-major buffer so that the distance loops run over
-    points, contiguous in memory, and compile to SIMD instructions; the running minima are
-    updated without branches.
-    """
-    d = X.shape[1]
-    k = centers.shape[0]
-    for q in range(m):
-        i = rows[q]
-        for f in range(d):
-            buf[f, q] = X[i, f]
-        b1[q] = np.inf
-        b2[q] = np.inf
-        bk[q] = 0
-    dist = np.empty(m)
-    for j in range(k):
-        for q in range(m):
-            dist[q] = 0.0
-        for f in range(d):
-            c = centers[j, f]
-            for q in range(m):
-                t = buf[f, q] - c
-                dist[q] += t * t
-        for q in range(m):
-            dq = dist[q]
-            b2[q] = min(b2[q], max(dq, b1[q]))
-            closer = dq < b1[q]
-            bk[q] = j if closer else bk[q]
-            b1[q] = dq if closer else b1[q]
+def _error(d2, R, A):  # pragma: no cover - compiled
+    """Bound on the error of a computed squared distance d2 (see :func:`error_terms`)."""
+    return R * d2 + A * np.sqrt(d2) + A * A
 
 
 @njit(cache=True, parallel=True)
-def assign(X, centers, labels, want_sums):  # pragma: no cover - compiled
-    """One Lloyd E-step (and the M-step sums): nearest centre for every point.
+def prepare(X, XT):  # pragma: no cover - compiled
+    """One pass over X (N, D): writes its transpose into XT (D, N) and returns the number of
+    non-finite values and the mean over features of the per-feature variance.
 
-    Writes ``labels`` in place. Returns (sums (K, D), counts (K,), inertia, n_changed); sums and
-    counts stay zero unless ``want_sums``.
+    The variance is combined from per-chunk means and sums of squared deviations (Chan et al.),
+    each chunk shifted by its first row, so it does not cancel for features far from zero. (XT is
+    allocated by the caller: numpy backs large arrays with huge pages, which halves the cost of
+    first touching them.)
     """
     n, d = X.shape
-    k = centers.shape[0]
     n_chunks = (n + CHUNK - 1) // CHUNK
-    psums = np.zeros((n_chunks, k, d))
-    pcounts = np.zeros((n_chunks, k), dtype=np.int64)
-    pinertia = np.zeros(n_chunks)
-    pchanged = np.zeros(n_chunks, dtype=np.int64)
-    for c in prange(n_chunks):
-        start = c * CHUNK
-        m = min(n, start + CHUNK) - start
-        rows = np.arange(start, start + m)
-        buf = np.empty((d, m))
-        b1 = np.empty(m)
-        b2 = np.empty(m)
-        bk = np.empty(m, dtype=np.int32)
-        _nearest_two(X, rows, m, centers, buf, b1, b2, bk)
-        acc = 0.0
-        for q in range(m):
-            i = start + q
-            j = bk[q]
-            if labels[i] != j:
-                pchanged[c] += 1
-                labels[i] = j
-            acc += b1[q]
-            if want_sums:
-                pcounts[c, j] += 1
-                for f in range(d):
-                    psums[c, j, f] += buf[f, q]
-        pinertia[c] = acc
-    return psums.sum(axis=0), pcounts.sum(axis=0), pinertia.sum(), pchanged.sum()
-
-
-@njit(cache=True, parallel=True)
-def sqdist_to_assigned(X, centers, labels):  # pragma: no cover - compiled
-    """Squared distance of every point to the centre it is assigned to."""
-    n, d = X.shape
-    out = np.empty(n)
-    for i in prange(n):
-        dist = 0.0
-        for f in range(d):
-            t = np.float64(X[i, f]) - centers[labels[i], f]
-            dist += t * t
-        out[i] = dist
-    return out
-
-
-@njit(cache=True, parallel=True)
-def min_sqdist_update(X, point, closest, out):  # pragma: no cover - compiled
-    """out = min(closest, |X - point|^2); returns out.sum(). Used by k-means++."""
-    n, d = X.shape
-    n_chunks = (n + CHUNK - 1) // CHUNK
-    partial = np.zeros(n_chunks)
+    cmean = np.zeros((n_chunks, d))
+    cm2 = np.zeros((n_chunks, d))
+    bad = np.zeros(n_chunks, dtype=np.int64)
     for c in prange(n_chunks):
         start = c * CHUNK
         stop = min(n, start + CHUNK)
-        acc = 0.0
+        s = np.zeros(d)
+        ss = np.zeros(d)
+        shift = np.empty(d)
+        for f in range(d):
+            shift[f] = X[start, f]
         for i in range(start, stop):
-            dist = 0.0
             for f in range(d):
-                t = np.float64(X[i, f]) - point[f]
-                dist += t * t
-            v = min(dist, closest[i])
-            out[i] = v
-            acc += v
-        partial[c] = acc
-    return partial.sum()
+                v = X[i, f]
+                XT[f, i] = v
+                t = np.float64(v) - shift[f]
+                s[f] += t
+                ss[f] += t * t
+        m = stop - start
+        for f in range(d):
+            cmean[c, f] = shift[f] + s[f] / m
+            cm2[c, f] = ss[f] - s[f] * s[f] / m
+        if not np.isfinite(s.sum() + ss.sum()):  # NaN and inf propagate into the sums
+            for f in range(d):
+                for i in range(start, stop):
+                    bad[c] += not np.isfinite(XT[f, i])
+    counts = np.empty(n_chunks)
+    for c in range(n_chunks):
+        counts[c] = min(n, (c + 1) * CHUNK) - c * CHUNK
+    var = 0.0
+    for f in range(d):
+        mean = (cmean[:, f] * counts).sum() / n
+        m2 = cm2[:, f].sum() + (counts * (cmean[:, f] - mean) ** 2).sum()
+        var += m2 / n
+    return bad.sum(), var / d
+
+
+@njit(cache=True)
+def _nearest_two(src, off, m, centers, c64, R, A, b1, b2, bk, dist):  # pragma: no cover
+    """Nearest centre and the two smallest squared distances of the points src[:, off:off+m].
+
+    Loops run over points (contiguous) with the running minima updated without branches, so
+    they compile to SIMD. Points whose two nearest centres are within the error bound are
+    recomputed in float64 (only their label changes: b1 and b2 stay within the bound).
+    """
+    d = src.shape[0]
+    k = centers.shape[0]
+    for q in range(m):
+        b1[q] = np.inf
+        b2[q] = np.inf
+        bk[q] = 0
+    for j in range(k):
+        # the first feature sets dist, the last one is fused with the update of the minima:
+        # fewer passes over the block's arrays
+        row = src[0, off : off + m]
+        cf = centers[j, 0]
+        for q in range(m):
+            t = row[q] - cf
+            dist[q] = t * t
+        for f in range(1, d - 1):
+            row = src[f, off : off + m]
+            cf = centers[j, f]
+            for q in range(m):
+                t = row[q] - cf
+                dist[q] += t * t
+        if d == 1:
+            for q in range(m):
+                dq = dist[q]
+                b2[q] = min(b2[q], max(dq, b1[q]))
+                closer = dq < b1[q]
+                bk[q] = j if closer else bk[q]
+                b1[q] = dq if closer else b1[q]
+        else:
+            row = src[d - 1, off : off + m]
+            cf = centers[j, d - 1]
+            for q in range(m):
+                t = row[q] - cf
+                dq = dist[q] + t * t
+                b2[q] = min(b2[q], max(dq, b1[q]))
+                closer = dq < b1[q]
+                bk[q] = j if closer else bk[q]
+                b1[q] = dq if closer else b1[q]
+    if R == 0.0 and A == 0.0:
+        return
+    n_close = 0
+    for q in range(m):
+        lo = np.float64(b1[q])
+        hi = np.float64(b2[q])
+        n_close += hi - lo <= _error(lo, R, A) + _error(hi, R, A)
+    if n_close == 0:
+        return
+    for q in range(m):
+        lo = np.float64(b1[q])
+        hi = np.float64(b2[q])
+        if hi - lo <= _error(lo, R, A) + _error(hi, R, A):
+            best = np.inf
+            for j in range(k):
+                s = 0.0
+                for f in range(d):
+                    t = np.float64(src[f, off + q]) - c64[j, f]
+                    s += t * t
+                if s < best:
+                    best = s
+                    bk[q] = j
+
+
+@njit(cache=True)
+def _new_keys(b1, b2, bk, m, half_sep, decrement, R, A, out, sep, dec):  # pragma: no cover
+    """Hamerly keys of points just computed: (lower bound on max(l, s_j)) - (upper bound on u)
+    plus the cumulative decrement of their cluster (see :func:`hamerly_step`).
+
+    A squared distance off by at most R d2 + A d + A^2 gives a distance off by at most
+    R d + 2A, so the bounds are the computed distances widened by twice that. The per-cluster
+    values are looked up with one blend per cluster (``sep``, ``dec`` are scratch) rather than
+    gathered, so that every loop compiles to SIMD, square roots included."""
+    for j in range(half_sep.size):
+        s_j = half_sep[j]
+        d_j = decrement[j]
+        for q in range(m):
+            mine = bk[q] == j
+            sep[q] = s_j if mine else sep[q]
+            dec[q] = d_j if mine else dec[q]
+    widen_up = 1.0 + 2.0 * R
+    widen_down = 1.0 - 2.0 * R
+    for q in range(m):
+        upper = np.sqrt(np.float64(b1[q])) * widen_up + 4.0 * A
+        lower = np.sqrt(np.float64(b2[q])) * widen_down - 4.0 * A
+        out[q] = _round_down(max(lower, sep[q]) - upper + dec[q])
+
+
+@njit(cache=True, fastmath={"reassoc"})
+def _add_sums(src, off, m, bk, sums, counts):  # pragma: no cover - compiled
+    """sums[j] += the points of src[:, off:off+m] labelled j, counts[j] += their number: one
+    masked SIMD pass per (centre, feature) instead of a scatter per point (the sums are
+    reassociated, hence the flag: they are float64 sums of float32 or float64 values)."""
+    k, d = sums.shape
+    for j in range(k):
+        n_j = 0
+        for q in range(m):
+            n_j += bk[q] == j
+        if n_j == 0:
+            continue
+        counts[j] += n_j
+        for f in range(d):
+            row = src[f, off : off + m]
+            acc = 0.0
+            for q in range(m):
+                acc += np.float64(row[q]) if bk[q] == j else 0.0
+            sums[j, f] += acc
+
+
+@njit(cache=True)
+def _block_scratch(XT):  # pragma: no cover - compiled
+    """Per-task scratch for one block: two smallest distances, distances, nearest centre, keys,
+    and the per-point lookups of :func:`_new_keys`."""
+    b1 = np.empty(BLOCK, dtype=XT.dtype)
+    b2 = np.empty(BLOCK, dtype=XT.dtype)
+    dist = np.empty(BLOCK, dtype=XT.dtype)
+    bk = np.empty(BLOCK, dtype=np.int32)
+    kb = np.empty(BLOCK, dtype=np.float32)
+    return b1, b2, dist, bk, kb, np.empty(BLOCK), np.empty(BLOCK)
 
 
 @njit(cache=True, parallel=True)
-def hamerly_init(X, centers, labels, key, half_sep):  # pragma: no cover - compiled
-    """Full assignment that also sets every point's bound key (see :func:`hamerly_step`), with
-    the cumulative decrements at zero. Returns (sums, counts)."""
-    n, d = X.shape
+def assign(XT, centers, c64, R, A, labels, key, half_sep, want_sums):  # pragma: no cover
+    """A full Lloyd E-step (and the M-step sums): the nearest centre of every point.
+
+    Writes ``labels`` in place and, when ``key`` is not empty, every point's Hamerly key with the
+    cumulative decrements at zero. Returns (sums (K, D), counts (K,), n_changed); sums and counts
+    stay zero unless ``want_sums``.
+    """
+    d, n = XT.shape
     k = centers.shape[0]
     n_chunks = (n + CHUNK - 1) // CHUNK
     psums = np.zeros((n_chunks, k, d))
     pcounts = np.zeros((n_chunks, k), dtype=np.int64)
+    pchanged = np.zeros(n_chunks, dtype=np.int64)
+    zero = np.zeros(k)
+    with_key = key.size > 0
     for c in prange(n_chunks):
-        start = c * CHUNK
-        m = min(n, start + CHUNK) - start
-        rows = np.arange(start, start + m)
-        buf = np.empty((d, m))
-        b1 = np.empty(m)
-        b2 = np.empty(m)
-        bk = np.empty(m, dtype=np.int32)
-        _nearest_two(X, rows, m, centers, buf, b1, b2, bk)
-        for q in range(m):
-            i = start + q
-            j = bk[q]
-            labels[i] = j
-            key[i] = _round_down(max(np.sqrt(b2[q]), half_sep[j]) - np.sqrt(b1[q]))
-            pcounts[c, j] += 1
-            for f in range(d):
-                psums[c, j, f] += buf[f, q]
-    return psums.sum(axis=0), pcounts.sum(axis=0)
+        b1, b2, dist, bk, kb, sep, dec = _block_scratch(XT)
+        for start in range(c * CHUNK, min(n, (c + 1) * CHUNK), BLOCK):
+            m = min(n, start + BLOCK) - start
+            _nearest_two(XT, start, m, centers, c64, R, A, b1, b2, bk, dist)
+            changed = 0
+            for q in range(m):
+                changed += labels[start + q] != bk[q]
+                labels[start + q] = bk[q]
+            pchanged[c] += changed
+            if with_key:
+                _new_keys(b1, b2, bk, m, half_sep, zero, R, A, kb, sep, dec)
+                for q in range(m):  # (a plain loop: writing through a slice is not vectorised)
+                    key[start + q] = kb[q]
+            if want_sums:
+                _add_sums(XT, start, m, bk, psums[c], pcounts[c])
+    return psums.sum(axis=0), pcounts.sum(axis=0), pchanged.sum()
 
 
 @njit(cache=True, parallel=True)
-def hamerly_step(X, centers, labels, key, decrement, half_sep):  # pragma: no cover
+def hamerly_step(XT, centers, c64, R, A, labels, key, decrement, half_sep):  # pragma: no cover
     """One exact Lloyd E-step with Hamerly's (2010) bounds, kept as one number per point.
 
     Hamerly keeps, per point, an upper bound u on the distance to its centre a and a lower bound
@@ -177,81 +275,129 @@ def hamerly_step(X, centers, labels, key, decrement, half_sep):  # pragma: no co
     its cluster then: ``key = slack + decrement[a]``. When the centres move, the slack of a
     cluster-a point shrinks by at most a's shift plus the larger of the other centres' largest
     shift and the drop of s_a, which the caller adds to ``decrement[a]``. A point can change
-    label only if ``key < decrement[a]``: the first pass reads a label and a key per point and
-    writes nothing; the few points that fail get all K distances (vectorised) and a new key.
-    Returns the change in per-cluster sums and counts, and the number of points that moved.
+    label only if ``key < decrement[a]``: the first pass over a block reads a label and a key per
+    point. A block where many points fail is recomputed whole, in place (which refreshes every
+    bound in it); otherwise the failing points are gathered and get all K distances and a new
+    key. Returns the change in per-cluster sums and counts, and the number of points that moved.
     """
-    n, d = X.shape
+    d, n = XT.shape
     k = centers.shape[0]
     n_chunks = (n + CHUNK - 1) // CHUNK
     dsums = np.zeros((n_chunks, k, d))
     dcounts = np.zeros((n_chunks, k), dtype=np.int64)
     pchanged = np.zeros(n_chunks, dtype=np.int64)
     for c in prange(n_chunks):
-        start = c * CHUNK
-        stop = min(n, start + CHUNK)
-        todo = np.empty(stop - start, dtype=np.int32)
-        m = 0
-        for i in range(start, stop):
-            todo[m] = i
-            m += key[i] < decrement[labels[i]]
-        if m == 0:
-            continue
-        buf = np.empty((d, m))
-        b1 = np.empty(m)
-        b2 = np.empty(m)
-        bk = np.empty(m, dtype=np.int32)
-        _nearest_two(X, todo, m, centers, buf, b1, b2, bk)
-        for q in range(m):
-            i = todo[q]
-            a = labels[i]
-            j = bk[q]
-            slack = max(np.sqrt(b2[q]), half_sep[j]) - np.sqrt(b1[q])
-            key[i] = _round_down(slack + decrement[j])
-            if j != a:
-                pchanged[c] += 1
-                labels[i] = j
-                dcounts[c, a] -= 1
-                dcounts[c, j] += 1
+        buf = np.empty((d, BLOCK), dtype=XT.dtype)
+        b1, b2, dist, bk, kb, sep, dec = _block_scratch(XT)
+        todo = np.empty(BLOCK, dtype=np.int32)
+        for start in range(c * CHUNK, min(n, (c + 1) * CHUNK), BLOCK):
+            m = min(n, start + BLOCK) - start
+            count = 0
+            for q in range(m):
+                todo[count] = q
+                count += key[start + q] < decrement[labels[start + q]]
+            if count == 0:
+                continue
+            if 4 * count >= m:  # dense: recompute the whole block where it lies
+                for q in range(m):
+                    todo[q] = q
+                count = m
+                lanes = m
+                src = XT
+                off = start
+            else:
+                lanes = min(BLOCK, (count + 15) // 16 * 16)  # whole SIMD vectors: no scalar tail
                 for f in range(d):
-                    x = buf[f, q]
-                    dsums[c, a, f] -= x
-                    dsums[c, j, f] += x
+                    for p in range(count):
+                        buf[f, p] = XT[f, start + todo[p]]
+                    for p in range(count, lanes):
+                        buf[f, p] = 0.0
+                src = buf
+                off = 0
+            _nearest_two(src, off, lanes, centers, c64, R, A, b1, b2, bk, dist)
+            _new_keys(b1, b2, bk, lanes, half_sep, decrement, R, A, kb, sep, dec)
+            for p in range(count):
+                i = start + todo[p]
+                a = labels[i]
+                j = bk[p]
+                key[i] = kb[p]
+                if j != a:
+                    pchanged[c] += 1
+                    labels[i] = j
+                    dcounts[c, a] -= 1
+                    dcounts[c, j] += 1
+                    for f in range(d):
+                        x = src[f, off + p]
+                        dsums[c, a, f] -= x
+                        dsums[c, j, f] += x
     return dsums.sum(axis=0), dcounts.sum(axis=0), pchanged.sum()
 
 
 @njit(cache=True, parallel=True)
-def inertia(X, centers, labels):  # pragma: no cover - compiled
-    """Sum of squared distances of the points to their assigned centres."""
-    n, d = X.shape
+def sqdist_to_assigned(XT, centers, labels):  # pragma: no cover - compiled
+    """Squared distance (float64) of every point to the centre it is assigned to."""
+    d, n = XT.shape
+    out = np.zeros(n)
+    n_chunks = (n + CHUNK - 1) // CHUNK
+    for c in prange(n_chunks):
+        stop = min(n, (c + 1) * CHUNK)
+        for f in range(d):
+            for i in range(c * CHUNK, stop):
+                t = np.float64(XT[f, i]) - centers[labels[i], f]
+                out[i] += t * t
+    return out
+
+
+@njit(cache=True, parallel=True)
+def inertia(XT, centers, labels):  # pragma: no cover - compiled
+    """Sum of squared distances (float64) of the points to their assigned centres.
+
+    Each point's centre coordinate is looked up by one blend per cluster rather than gathered,
+    and the sums are kept per lane, so every loop compiles to SIMD (and the result does not
+    depend on the number of threads)."""
+    d, n = XT.shape
+    k = centers.shape[0]
     n_chunks = (n + CHUNK - 1) // CHUNK
     partial = np.zeros(n_chunks)
     for c in prange(n_chunks):
-        acc = 0.0
-        for i in range(c * CHUNK, min(n, (c + 1) * CHUNK)):
-            a = labels[i]
+        acc = np.zeros(BLOCK)
+        cf = np.empty(BLOCK)
+        for start in range(c * CHUNK, min(n, (c + 1) * CHUNK), BLOCK):
+            m = min(n, start + BLOCK) - start
+            lab = labels[start : start + m]
             for f in range(d):
-                t = np.float64(X[i, f]) - centers[a, f]
-                acc += t * t
-        partial[c] = acc
+                for j in range(k):
+                    v = centers[j, f]
+                    for q in range(m):
+                        cf[q] = v if lab[q] == j else cf[q]
+                row = XT[f, start : start + m]
+                for q in range(m):
+                    t = np.float64(row[q]) - cf[q]
+                    acc[q] += t * t
+        partial[c] = acc.sum()
     return partial.sum()
 
 
 @njit(cache=True, parallel=True)
-def mean_variance(X):  # pragma: no cover - compiled
-    """Mean over features of the per-feature variance (two passes, float64 accumulators)."""
-    n, d = X.shape
+def min_sqdist_update(XT, point, closest, out):  # pragma: no cover - compiled
+    """out = min(closest, |x - point|^2) in float64; returns out.sum(). Used by k-means++."""
+    d, n = XT.shape
     n_chunks = (n + CHUNK - 1) // CHUNK
-    psum = np.zeros((n_chunks, d))
+    partial = np.zeros(n_chunks)
     for c in prange(n_chunks):
-        for i in range(c * CHUNK, min(n, (c + 1) * CHUNK)):
-            for f in range(d):
-                psum[c, f] += X[i, f]
-    mean = psum.sum(axis=0) / n
-    psq = np.zeros((n_chunks, d))
-    for c in prange(n_chunks):
-        for i in range(c * CHUNK, min(n, (c + 1) * CHUNK)):
-            for f in range(d):
-                t = np.float64(X[i, f]) - mean[f]
-                psq[c, f] += t * t
-    return (psq.sum(axis=0) / n).mean()
+        start = c * CHUNK
+        stop = min(n, start + CHUNK)
+        dist = np.zeros(stop - start)
+        for f in range(d):
+            p = point[f]
+            row = XT[f, start:stop]
+            for q in range(stop - start):
+                t = np.float64(row[q]) - p
+                dist[q] += t * t
+        acc = 0.0
+        for q in range(stop - start):
+            v = min(dist[q], closest[start + q])
+            out[start + q] = v
+            acc += v
+        partial[c] = acc
+    return partial.sum()

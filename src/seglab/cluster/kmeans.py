@@ -44,6 +44,7 @@ def _check_n_clusters(n_clusters: Any) -> int:
 
 
 def _check_data(X: Any) -> np.ndarray:
+    """X as a C-contiguous float32 (kept) or float64 (anything else numeric) 2-d array."""
     X = np.asarray(X)
     if X.ndim != 2:
         raise ValueError(f"X must be a 2-d (n_samples, n_features) array, got shape {X.shape}")
@@ -52,23 +53,36 @@ def _check_data(X: Any) -> np.ndarray:
     if not (np.issubdtype(X.dtype, np.floating) or np.issubdtype(X.dtype, np.integer)):
         raise ValueError(f"X must be numeric, got dtype {X.dtype}")
     dtype = np.float32 if X.dtype == np.float32 else np.float64
-    X = np.ascontiguousarray(X, dtype=dtype)
-    if not np.all(np.isfinite(X)):
-        raise ValueError("X contains NaN or infinite values")
-    return X
+    return np.ascontiguousarray(X, dtype=dtype)
 
 
-def kmeans_plusplus(X: np.ndarray, n_clusters: int, rng: np.random.Generator) -> np.ndarray:
+def _transpose(X: np.ndarray) -> tuple[np.ndarray, float]:
+    """The (D, N) layout the kernels read, and the mean per-feature variance (one pass)."""
+    XT = np.empty(X.shape[::-1], dtype=X.dtype)
+    n_bad, variance = K.prepare(X, XT)
+    if n_bad:
+        raise ValueError(f"X contains {n_bad} NaN or infinite values; expected finite numbers")
+    return XT, float(variance)
+
+
+def kmeans_plusplus(
+    X: np.ndarray, n_clusters: int, rng: np.random.Generator, *, XT: np.ndarray | None = None
+) -> np.ndarray:
     """Greedy k-means++ seeding (Arthur & Vassilvitskii 2007, with scikit-learn's 2 + log K local
     trials): each new centre is drawn with probability proportional to the squared distance to the
-    nearest centre so far, keeping the best of a few draws. Returns (K, D) float64 centres."""
+    nearest centre so far, keeping the best of a few draws. Returns (K, D) float64 centres.
+
+    ``XT`` is X transposed, as the kernels read it; it is made here when not given."""
+    X = _check_data(X)
+    if XT is None:
+        XT, _ = _transpose(X)
     n, d = X.shape
     centers = np.empty((n_clusters, d), dtype=np.float64)
     n_local = 2 + int(np.log(n_clusters))
     first = int(rng.integers(n))
     centers[0] = X[first]
     closest = np.empty(n)
-    K.min_sqdist_update(X, centers[0], np.full(n, np.inf), closest)
+    K.min_sqdist_update(XT, centers[0], np.full(n, np.inf), closest)
     trial = np.empty(n)
     best_closest = np.empty(n)
     for c in range(1, n_clusters):
@@ -79,7 +93,7 @@ def kmeans_plusplus(X: np.ndarray, n_clusters: int, rng: np.random.Generator) ->
         cand = np.minimum(np.searchsorted(cum, rng.random(n_local) * cum[-1]), n - 1)
         best_pot, best = np.inf, int(cand[0])
         for ci in cand:
-            pot = K.min_sqdist_update(X, X[ci].astype(np.float64), closest, trial)
+            pot = K.min_sqdist_update(XT, X[ci].astype(np.float64), closest, trial)
             if pot < best_pot:
                 best_pot, best = pot, int(ci)
                 trial, best_closest = best_closest, trial
@@ -88,7 +102,7 @@ def kmeans_plusplus(X: np.ndarray, n_clusters: int, rng: np.random.Generator) ->
     return centers
 
 
-def _relocate_empty(X, centers_used, labels, sums, counts) -> int:
+def _relocate_empty(X, XT, centers_used, labels, sums, counts) -> int:
     """Give each empty cluster the point farthest from its centre (as scikit-learn does).
 
     Modifies labels, sums and counts in place; returns the number of clusters re-seeded.
@@ -96,7 +110,7 @@ def _relocate_empty(X, centers_used, labels, sums, counts) -> int:
     empty = np.flatnonzero(counts == 0)
     if len(empty) == 0:
         return 0
-    d2 = K.sqdist_to_assigned(X, centers_used, labels)
+    d2 = K.sqdist_to_assigned(XT, centers_used, labels)
     far = np.argsort(d2)[::-1]
     n_done = 0
     for idx in far:
@@ -123,67 +137,83 @@ def _means(sums: np.ndarray, counts: np.ndarray, previous: np.ndarray) -> np.nda
     return out
 
 
+def _nearest(XT: np.ndarray, centers: np.ndarray) -> tuple[np.ndarray, float, float]:
+    """The centres as the kernels take them: in the data's dtype, and the error terms."""
+    R, A = K.error_terms(XT.dtype, centers)
+    return centers.astype(XT.dtype), R, A
+
+
 def lloyd(
     X: np.ndarray,
     centers: np.ndarray,
     max_iter: int,
     tol: float,
     algorithm: str = "hamerly",
+    *,
+    XT: np.ndarray | None = None,
 ) -> dict[str, Any]:
     """Run k-means from ``centers`` (absolute ``tol`` on the total squared centre shift).
 
-    Returns a dict with centers, labels, inertia, n_iter and inertia_history (lloyd only).
+    ``XT`` is X transposed (made here when not given). Returns a dict with centers, labels,
+    inertia, n_iter and inertia_history (lloyd only).
     """
+    X = _check_data(X)
+    if XT is None:
+        XT, _ = _transpose(X)
     n = X.shape[0]
     centers = np.array(centers, dtype=np.float64)
     labels = np.full(n, -1, dtype=np.int32)
+    no_key, no_sep = np.empty(0, dtype=np.float32), np.zeros(len(centers))
     history: list[float] = []
     n_iter = 0
     if algorithm == "lloyd":
         for _ in range(max_iter):
-            sums, counts, inertia, changed = K.assign(X, centers, labels, True)
-            history.append(float(inertia))
-            _relocate_empty(X, centers, labels, sums, counts)
+            cd, R, A = _nearest(XT, centers)
+            sums, counts, changed = K.assign(XT, cd, centers, R, A, labels, no_key, no_sep, True)
+            history.append(K.inertia(XT, centers, labels))
+            _relocate_empty(X, XT, centers, labels, sums, counts)
             new = _means(sums, counts, centers)
             shift = float(((new - centers) ** 2).sum())
             centers = new
             n_iter += 1
             if changed == 0 or shift <= tol:
                 break
-    else:
-        key = np.empty(n, dtype=np.float32)  # Hamerly's bounds as one slack per point
-        decrement = np.zeros(len(centers))  # cumulative, per cluster
-        half_sep = _half_separation(centers)
-        sums, counts = K.hamerly_init(X, centers, labels, key, half_sep)
-        changed = n
-        while True:
-            if _relocate_empty(X, centers, labels, sums, counts):
-                key[:] = -np.inf  # bounds are void: the next step recomputes every point
-            new = _means(sums, counts, centers)
-            shift = np.sqrt(((new - centers) ** 2).sum(axis=1))
-            centers = new
-            n_iter += 1
-            new_sep = _half_separation(centers)
-            drop = np.subtract(
-                half_sep, new_sep, out=np.zeros_like(half_sep), where=np.isfinite(half_sep)
-            )
-            decrement += shift + np.maximum(_largest_other(shift), np.maximum(drop, 0.0))
-            half_sep = new_sep
-            if (n_iter > 1 and changed == 0) or float((shift**2).sum()) <= tol:
-                break
-            if n_iter >= max_iter:
-                break
-            dsums, dcounts, changed = K.hamerly_step(X, centers, labels, key, decrement, half_sep)
-            sums += dsums
-            counts += dcounts
-        # final E-step so that the labels belong to the returned centres (exact, bounded)
-        if changed != 0:
-            K.hamerly_step(X, centers, labels, key, decrement, half_sep)
-        inertia = K.inertia(X, centers, labels)
-        return _result(centers, labels, inertia, n_iter, history)
-    # final E-step so that labels and inertia belong to the returned centres
-    _, _, inertia, _ = K.assign(X, centers, labels, False)
-    return _result(centers, labels, inertia, n_iter, history)
+        cd, R, A = _nearest(XT, centers)
+        K.assign(XT, cd, centers, R, A, labels, no_key, no_sep, False)
+        return _result(centers, labels, K.inertia(XT, centers, labels), n_iter, history)
+    # Hamerly's bounds as one slack per point; decrements cumulative, per cluster
+    key = np.empty(n, dtype=np.float32)
+    decrement = np.zeros(len(centers))
+    half_sep = _half_separation(centers)
+    cd, R, A = _nearest(XT, centers)
+    sums, counts, _ = K.assign(XT, cd, centers, R, A, labels, key, half_sep, True)
+    changed = n
+    while True:
+        if _relocate_empty(X, XT, centers, labels, sums, counts):
+            key[:] = -np.inf  # bounds are void: the next step recomputes every point
+        new = _means(sums, counts, centers)
+        shift = np.sqrt(((new - centers) ** 2).sum(axis=1))
+        centers = new
+        n_iter += 1
+        new_sep = _half_separation(centers)
+        drop = np.subtract(
+            half_sep, new_sep, out=np.zeros_like(half_sep), where=np.isfinite(half_sep)
+        )
+        decrement += shift + np.maximum(_largest_other(shift), np.maximum(drop, 0.0))
+        half_sep = new_sep
+        if (n_iter > 1 and changed == 0) or float((shift**2).sum()) <= tol or n_iter >= max_iter:
+            break
+        cd, R, A = _nearest(XT, centers)
+        dsums, dcounts, changed = K.hamerly_step(
+            XT, cd, centers, R, A, labels, key, decrement, half_sep
+        )
+        sums += dsums
+        counts += dcounts
+    # final E-step so that the labels belong to the returned centres (exact, bounded)
+    if changed != 0:
+        cd, R, A = _nearest(XT, centers)
+        K.hamerly_step(XT, cd, centers, R, A, labels, key, decrement, half_sep)
+    return _result(centers, labels, K.inertia(XT, centers, labels), n_iter, history)
 
 
 def _largest_other(values: np.ndarray) -> np.ndarray:
@@ -256,7 +286,7 @@ def lloyd_torch(
         if bool((counts == 0).any()):
             lab_np = labels.cpu().numpy().astype(np.int32)
             s_np, c_np = sums.cpu().numpy(), counts.cpu().numpy()
-            _relocate_empty(X, c.cpu().numpy(), lab_np, s_np, c_np)
+            _relocate_empty(X, _transpose(X)[0], c.cpu().numpy(), lab_np, s_np, c_np)
             labels.copy_(torch.as_tensor(lab_np, device=device))
             sums, counts = (
                 torch.as_tensor(s_np, device=device),
@@ -381,18 +411,19 @@ class KMeans:
                 "choose n_clusters <= n_samples"
             )
         rng = _as_rng(self.random_state)
-        tol = float(K.mean_variance(X)) * float(self.tol)
+        XT, variance = _transpose(X)
+        tol = variance * float(self.tol)
         algorithm = "hamerly" if self.algorithm == "auto" else self.algorithm
         best = None
         for _ in range(n_init):
             if isinstance(self.init, str) and self.init == "k-means++":
-                centers = kmeans_plusplus(X, k, rng)
+                centers = kmeans_plusplus(X, k, rng, XT=XT)
             elif isinstance(self.init, str):
                 centers = X[rng.choice(X.shape[0], k, replace=False)].astype(np.float64)
             else:
                 centers = np.array(self.init, dtype=np.float64)
             if device == "cpu":
-                run = lloyd(X, centers, int(self.max_iter), tol, algorithm)
+                run = lloyd(X, centers, int(self.max_iter), tol, algorithm, XT=XT)
             else:
                 run = lloyd_torch(X, centers, int(self.max_iter), tol, device)
             if best is None or run["inertia"] < best["inertia"]:
@@ -425,9 +456,7 @@ class KMeans:
             raise ValueError(
                 f"X has {X.shape[1]} features; this KMeans was fitted on {self.n_features_in_}"
             )
-        labels = np.full(X.shape[0], -1, dtype=np.int32)
-        K.assign(X, self.cluster_centers_.astype(np.float64), labels, False)
-        return labels.astype(np.int64)
+        return self._assign(X)[0].astype(np.int64)
 
     def fit_predict(self, X: Any, y: Any = None) -> np.ndarray:
         return self.fit(X).labels_
@@ -436,9 +465,17 @@ class KMeans:
         """Opposite of the inertia of X under the fitted centres (higher is better)."""
         self._check_fitted()
         X = _check_data(X)
+        return -self._assign(X)[1]
+
+    def _assign(self, X: np.ndarray) -> tuple[np.ndarray, float]:
+        """Nearest fitted centre of each row of X, and the inertia."""
+        XT, _ = _transpose(X)
+        centers = self.cluster_centers_.astype(np.float64)
+        cd, R, A = _nearest(XT, centers)
         labels = np.full(X.shape[0], -1, dtype=np.int32)
-        _, _, inertia, _ = K.assign(X, self.cluster_centers_.astype(np.float64), labels, False)
-        return -float(inertia)
+        no_key, no_sep = np.empty(0, dtype=np.float32), np.zeros(len(centers))
+        K.assign(XT, cd, centers, R, A, labels, no_key, no_sep, False)
+        return labels, float(K.inertia(XT, centers, labels))
 
     def __repr__(self) -> str:
         return f"KMeans(n_clusters={self.n_clusters!r}, init={self.init if isinstance(self.init, str) else 'array'!r})"
