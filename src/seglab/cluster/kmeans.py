@@ -65,17 +65,18 @@ def _transpose(X: np.ndarray) -> tuple[np.ndarray, float]:
     return XT, float(variance)
 
 
-def kmeans_plusplus(
-    X: np.ndarray, n_clusters: int, rng: np.random.Generator, *, XT: np.ndarray | None = None
-) -> np.ndarray:
+def kmeans_plusplus(X: np.ndarray, n_clusters: int, rng: np.random.Generator) -> np.ndarray:
     """Greedy k-means++ seeding (Arthur & Vassilvitskii 2007, with scikit-learn's 2 + log K local
     trials): each new centre is drawn with probability proportional to the squared distance to the
-    nearest centre so far, keeping the best of a few draws. Returns (K, D) float64 centres.
-
-    ``XT`` is X transposed, as the kernels read it; it is made here when not given."""
+    nearest centre so far, keeping the best of a few draws. Returns (K, D) float64 centres."""
     X = _check_data(X)
-    if XT is None:
-        XT, _ = _transpose(X)
+    return _kmeans_plusplus(X, _transpose(X)[0], n_clusters, rng)
+
+
+def _kmeans_plusplus(
+    X: np.ndarray, XT: np.ndarray, n_clusters: int, rng: np.random.Generator
+) -> np.ndarray:
+    """:func:`kmeans_plusplus` on checked data X and its transpose XT (made once per fit)."""
     n, d = X.shape
     centers = np.empty((n_clusters, d), dtype=np.float64)
     n_local = 2 + int(np.log(n_clusters))
@@ -417,7 +418,7 @@ class KMeans:
         best = None
         for _ in range(n_init):
             if isinstance(self.init, str) and self.init == "k-means++":
-                centers = kmeans_plusplus(X, k, rng, XT=XT)
+                centers = _kmeans_plusplus(X, XT, k, rng)
             elif isinstance(self.init, str):
                 centers = X[rng.choice(X.shape[0], k, replace=False)].astype(np.float64)
             else:
