@@ -138,10 +138,18 @@ def _means(sums: np.ndarray, counts: np.ndarray, previous: np.ndarray) -> np.nda
     return out
 
 
-def _nearest(XT: np.ndarray, centers: np.ndarray) -> tuple[np.ndarray, float, float]:
+def _kernel_centers(XT: np.ndarray, centers: np.ndarray) -> tuple[np.ndarray, float, float]:
     """The centres as the kernels take them: in the data's dtype, and the error terms."""
     R, A = K.error_terms(XT.dtype, centers)
     return centers.astype(XT.dtype), R, A
+
+
+def _assign(XT: np.ndarray, centers: np.ndarray, labels: np.ndarray, want_sums: bool = False):
+    """Nearest centre of every point, written into ``labels`` (no bounds kept); returns the
+    kernel's (sums, counts, n_changed)."""
+    cd, R, A = _kernel_centers(XT, centers)
+    no_key = np.empty(0, dtype=np.float32)
+    return K.assign(XT, cd, centers, R, A, labels, no_key, np.zeros(len(centers)), want_sums)
 
 
 def lloyd(
@@ -164,14 +172,12 @@ def lloyd(
     n = X.shape[0]
     centers = np.array(centers, dtype=np.float64)
     labels = np.full(n, -1, dtype=np.int32)
-    no_key, no_sep = np.empty(0, dtype=np.float32), np.zeros(len(centers))
     history: list[float] = []
     n_iter = 0
     if algorithm == "lloyd":
         for _ in range(max_iter):
-            cd, R, A = _nearest(XT, centers)
-            sums, counts, changed = K.assign(XT, cd, centers, R, A, labels, no_key, no_sep, True)
-            history.append(K.inertia(XT, centers, labels))
+            sums, counts, changed = _assign(XT, centers, labels, want_sums=True)
+            history.append(float(K.inertia(XT, centers, labels)))
             _relocate_empty(X, XT, centers, labels, sums, counts)
             new = _means(sums, counts, centers)
             shift = float(((new - centers) ** 2).sum())
@@ -179,14 +185,13 @@ def lloyd(
             n_iter += 1
             if changed == 0 or shift <= tol:
                 break
-        cd, R, A = _nearest(XT, centers)
-        K.assign(XT, cd, centers, R, A, labels, no_key, no_sep, False)
+        _assign(XT, centers, labels)
         return _result(centers, labels, K.inertia(XT, centers, labels), n_iter, history)
     # Hamerly's bounds as one slack per point; decrements cumulative, per cluster
     key = np.empty(n, dtype=np.float32)
     decrement = np.zeros(len(centers))
     half_sep = _half_separation(centers)
-    cd, R, A = _nearest(XT, centers)
+    cd, R, A = _kernel_centers(XT, centers)
     sums, counts, _ = K.assign(XT, cd, centers, R, A, labels, key, half_sep, True)
     changed = n
     while True:
@@ -204,7 +209,7 @@ def lloyd(
         half_sep = new_sep
         if (n_iter > 1 and changed == 0) or float((shift**2).sum()) <= tol or n_iter >= max_iter:
             break
-        cd, R, A = _nearest(XT, centers)
+        cd, R, A = _kernel_centers(XT, centers)
         dsums, dcounts, changed = K.hamerly_step(
             XT, cd, centers, R, A, labels, key, decrement, half_sep
         )
@@ -212,7 +217,7 @@ def lloyd(
         counts += dcounts
     # final E-step so that the labels belong to the returned centres (exact, bounded)
     if changed != 0:
-        cd, R, A = _nearest(XT, centers)
+        cd, R, A = _kernel_centers(XT, centers)
         K.hamerly_step(XT, cd, centers, R, A, labels, key, decrement, half_sep)
     return _result(centers, labels, K.inertia(XT, centers, labels), n_iter, history)
 
@@ -457,7 +462,7 @@ class KMeans:
             raise ValueError(
                 f"X has {X.shape[1]} features; this KMeans was fitted on {self.n_features_in_}"
             )
-        return self._assign(X)[0].astype(np.int64)
+        return self._labels_and_inertia(X)[0].astype(np.int64)
 
     def fit_predict(self, X: Any, y: Any = None) -> np.ndarray:
         return self.fit(X).labels_
@@ -466,16 +471,14 @@ class KMeans:
         """Opposite of the inertia of X under the fitted centres (higher is better)."""
         self._check_fitted()
         X = _check_data(X)
-        return -self._assign(X)[1]
+        return -self._labels_and_inertia(X)[1]
 
-    def _assign(self, X: np.ndarray) -> tuple[np.ndarray, float]:
+    def _labels_and_inertia(self, X: np.ndarray) -> tuple[np.ndarray, float]:
         """Nearest fitted centre of each row of X, and the inertia."""
         XT, _ = _transpose(X)
         centers = self.cluster_centers_.astype(np.float64)
-        cd, R, A = _nearest(XT, centers)
         labels = np.full(X.shape[0], -1, dtype=np.int32)
-        no_key, no_sep = np.empty(0, dtype=np.float32), np.zeros(len(centers))
-        K.assign(XT, cd, centers, R, A, labels, no_key, no_sep, False)
+        _assign(XT, centers, labels)
         return labels, float(K.inertia(XT, centers, labels))
 
     def __repr__(self) -> str:
