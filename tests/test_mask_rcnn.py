@@ -359,10 +359,10 @@ def trained(tmp_path_factory):
             f"model.options={options}",
             "optimizer.lr=0.001",
             "schedule.name=constant",
-            "train.epochs=70",
+            "train.epochs=60",
             "train.batch_size=3",
-            "train.eval_every=70",
-            "train.save_every=70",
+            "train.eval_every=60",
+            "train.save_every=60",
             f"out={out}",
         ],
     )
