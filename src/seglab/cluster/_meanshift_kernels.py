@@ -151,10 +151,10 @@ def _weight(kernel, dr2, ds2, sup2, rs2, inv_hs2):  # pragma: no cover - compile
 
 
 @njit(inline="always")
-def _near(u, dr2, y, x, lo, hi, w, table, plist, npts):  # pragma: no cover - compiled
-    """Speed-up 2: a window point (weight u > 0) of very similar colour, inside the band, joins
-    the path. Returns the new count of collected pixels."""
-    if u > 0 and dr2 < NEAR and y >= lo and y < hi and table[y - lo, x] == 0:
+def _near(dr2, y, x, lo, hi, w, table, plist, npts):  # pragma: no cover - compiled
+    """Speed-up 2: a window point (squared range distance dr2; inf outside the window) of very
+    similar colour, inside the band, joins the path. Returns the new count of collected pixels."""
+    if dr2 < NEAR and y >= lo and y < hi and table[y - lo, x] == 0:
         table[y - lo, x] = 2
         plist[npts] = y * w + x
         npts += 1
@@ -164,7 +164,7 @@ def _near(u, dr2, y, x, lo, hi, w, table, plist, npts):  # pragma: no cover - co
 @njit(inline="always", fastmath={"reassoc", "contract"})
 def _pixel3(
     R, w, pad, hs, kernel, support, max_iter, tol, modes, n_iter, bright, rscale2,
-    y0, x0, table, plist, lo, hi, speedup,
+    y0, x0, table, plist, lo, hi, speedup, near,
 ):  # pragma: no cover  # fmt: skip
     """Climb from pixel (y0, x0) to its mode; with ``speedup``, collect the pixels of the band
     [lo, hi) that the path passes (and, for 2, the near window points), or stop on a pixel whose
@@ -256,11 +256,15 @@ def _pixel3(
                     a0 += ua * ra0[q] + ub * rb0[q] + uc * rc0[q]
                     a1 += ua * ra1[q] + ub * rb1[q] + uc * rc1[q]
                     a2 += ua * ra2[q] + ub * rb2[q] + uc * rc2[q]
-                    if speedup == 2:  # window points of very similar colour join the path
-                        xx = xb + q
-                        npts = _near(ua, ea, ya, xx, lo, hi, w, table, plist, npts)
-                        npts = _near(ub, eb, yb, xx, lo, hi, w, table, plist, npts)
-                        npts = _near(uc, ec, yc, xx, lo, hi, w, table, plist, npts)
+                    if speedup == 2:  # kept per lane; collected below, out of the SIMD loop
+                        near[0, q] = ea if ua > 0 else np.float32(np.inf)
+                        near[1, q] = eb if ub > 0 else np.float32(np.inf)
+                        near[2, q] = ec if uc > 0 else np.float32(np.inf)
+                if speedup == 2:  # window points of very similar colour join the path
+                    for q in range(BLOCK):
+                        npts = _near(near[0, q], ya, xb + q, lo, hi, w, table, plist, npts)
+                        npts = _near(near[1, q], yb, xb + q, lo, hi, w, table, plist, npts)
+                        npts = _near(near[2, q], yc, xb + q, lo, hi, w, table, plist, npts)
                 pass_w = np.float64(wa) + wb + wc
                 sw += pass_w
                 sy += np.float64(wa) * ya + np.float64(wb) * yb + np.float64(wc) * yc
@@ -348,19 +352,20 @@ def _image_modes3(
         hi = min(h, lo + band)
         table = np.zeros((band, w), np.uint8)
         plist = np.empty(band * w, np.int64)
+        near = np.empty((3, BLOCK), np.float32)  # speed-up 2: per-lane range distances
         for y0 in range(lo, hi):
             for x0 in range(w):
                 if speedup > 0 and table[y0 - lo, x0] == 1:
                     continue
                 if speedup == 0:
                     _pixel3(R, w, pad, hs, kernel, support, max_iter, tol, modes, n_iter, bright,
-                            rscale2, y0, x0, table, plist, lo, hi, 0)  # fmt: skip
+                            rscale2, y0, x0, table, plist, lo, hi, 0, near)  # fmt: skip
                 elif speedup == 1:
                     _pixel3(R, w, pad, hs, kernel, support, max_iter, tol, modes, n_iter, bright,
-                            rscale2, y0, x0, table, plist, lo, hi, 1)  # fmt: skip
+                            rscale2, y0, x0, table, plist, lo, hi, 1, near)  # fmt: skip
                 else:
                     _pixel3(R, w, pad, hs, kernel, support, max_iter, tol, modes, n_iter, bright,
-                            rscale2, y0, x0, table, plist, lo, hi, 2)  # fmt: skip
+                            rscale2, y0, x0, table, plist, lo, hi, 2, near)  # fmt: skip
 
 
 @njit(cache=True, parallel=True, fastmath={"reassoc", "contract"})
