@@ -64,7 +64,7 @@ def _logged_seconds(run: Path) -> float:
 def _score(pred: dict, target: dict) -> dict:
     m = coco_metrics([target], [pred])
     keep = pred["scores"] >= 0.5
-    f1 = instance_f1(pred["masks"][keep, 0].numpy() > 0.5, target["masks"].numpy().astype(bool))
+    f1 = instance_f1(target["masks"].numpy().astype(bool), pred["masks"][keep, 0].numpy() > 0.5)
     return m | {"f1_50": f1["f1"], "n_pred": int(keep.sum())}
 
 

@@ -27,7 +27,7 @@ def main() -> None:
     image, mask = nuclei()
     km = nuclei_kmeans_foreground(2, "gray")
     rows = [("seglab KMeans K=2 on intensity (`gray`), brighter cluster", km, km["n_regions"])]
-    otsu = binary_scores(image > threshold_otsu(image), mask > 0)
+    otsu = binary_scores(mask > 0, image > threshold_otsu(image))
     rows.append(("Otsu threshold (scikit-image)", otsu, "-"))
     for merge in (0.5, 1.0):
         ms = nuclei_meanshift_foreground(7, 6.5, 20, merge)

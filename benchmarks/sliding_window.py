@@ -38,7 +38,7 @@ def _as_input(gray: np.ndarray) -> torch.Tensor:
 
 def _fg_iou(pred: np.ndarray, truth: np.ndarray) -> float:
     cm = ConfusionMatrix(2)
-    cm.update(torch.from_numpy(pred), torch.from_numpy(truth.astype(np.int64)))
+    cm.update(torch.from_numpy(truth.astype(np.int64)), torch.from_numpy(pred))
     return float(cm.compute()["iou"][1])
 
 

@@ -41,7 +41,7 @@ for name in ("fcn32s", "fcn16s", "fcn8s"):
     with torch.no_grad():
         pred = model(x).argmax(1)[0]
     cm = ConfusionMatrix(4)
-    cm.update(pred, test_y)
+    cm.update(test_y, pred)
     results[name] = (pred.numpy(), cm.compute()["mean_iou"])
     print(f"{name}: loss {loss.item():.3f}, mean IoU {results[name][1]:.3f}")
 

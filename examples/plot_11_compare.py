@@ -24,7 +24,7 @@ data = compare([image], out / "cmp", options={"kmeans": {"n_clusters": [2, 3]}},
                truth=truth, instances=instances)  # fmt: skip
 for r in data["results"]:
     m = r["metrics"]
-    print(f"{r['method']:10s} {r['seconds']:.3f} s  ARI {m['adjusted_rand']:.3f}  "
+    print(f"{r['method']:10s} {r['seconds']:.3f} s  ARI {m['adjusted_rand_index']:.3f}  "
           f"boundary F {m['boundary_f1']:.3f}  F1@0.5 {m['f1_50']:.3f}")  # fmt: skip
 
 fig, axes = plt.subplots(1, 1 + len(data["methods"]), figsize=(14, 6))

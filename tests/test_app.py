@@ -27,10 +27,10 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-@pytest.fixture(scope="module")
-def server(tmp_path_factory):
-    """The app on a free port of 127.0.0.1, with small upload limits."""
-    state = App(tmp_path_factory.mktemp("runs"), max_bytes=300_000, max_pixels=200_000)
+EVIL_NAME = 'x"><img src=nope onerror="document.title=1">'
+
+
+def _serve(state):
     port = _free_port()
     srv = uvicorn.Server(uvicorn.Config(build_app(state), "127.0.0.1", port, log_level="error"))
     thread = threading.Thread(target=srv.run, daemon=True)
@@ -39,16 +39,34 @@ def server(tmp_path_factory):
         if srv.started:
             break
         time.sleep(0.05)
-    yield f"http://127.0.0.1:{port}", state
+    return f"http://127.0.0.1:{port}", srv, thread
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory):
+    """The app on a free port of 127.0.0.1, with small upload limits, and a checkpoint whose
+    folder name is an HTML injection attempt."""
+    from seglab.engine.checkpoint import save_checkpoint
+
+    runs = tmp_path_factory.mktemp("runs")
+    save_checkpoint(
+        runs / EVIL_NAME / "best.pt", {"model": {}, "config": {"model": {"name": "unet"}}}
+    )
+    state = App(runs, max_bytes=300_000, max_pixels=200_000)
+    base, srv, thread = _serve(state)
+    yield base, state
     srv.should_exit = True
     thread.join(timeout=10)
-    state.close()
-    assert not state.tmp.exists()  # uploads and results are gone with the server
+    assert not state.tmp.exists()  # the lifespan's end removed uploads and results
 
 
-def _post(url, session, data=None, files=None):
-    headers = {"X-Seglab-Session": session}
-    body = b""
+def _session(base) -> str:
+    return _post(f"{base}/api/session", "")[1]["session"]
+
+
+def _post(url, session, data=None, files=None, headers=None, raw=None):
+    headers = {"X-Seglab-Session": session, **(headers or {})}
+    body = b"" if raw is None else raw
     if files is not None:
         boundary = uuid.uuid4().hex
         name, content = files
@@ -63,6 +81,7 @@ def _post(url, session, data=None, files=None):
         headers["Content-Type"] = f"multipart/form-data; boundary={boundary}"
     elif data is not None:
         body = json.dumps(data).encode()
+    if data is not None or raw is not None:
         headers["Content-Type"] = "application/json"
     request = urllib.request.Request(url, data=body, headers=headers, method="POST")
     try:
@@ -86,7 +105,8 @@ def _labels(url) -> np.ndarray:
 def test_api_runs_the_library_and_keeps_sessions_apart(server):
     base, _ = server
     image = shapes_image()
-    a, b = str(uuid.uuid4()), str(uuid.uuid4())
+    a, b = _session(base), _session(base)
+    assert len(a) >= 32 and a != b
     assert _post(f"{base}/api/upload", a, files=("shapes.png", _png(image)))[0] == 200
     assert _post(f"{base}/api/sample/coffee", b)[0] == 200
     status, body = _post(f"{base}/api/run", a, data={})  # nothing chosen: both at defaults
@@ -106,7 +126,7 @@ def test_api_runs_the_library_and_keeps_sessions_apart(server):
 
 def test_api_refuses_bad_uploads_and_keeps_serving(server):
     base, _ = server
-    s = str(uuid.uuid4())
+    s = _session(base)
     status, body = _post(f"{base}/api/upload", s, files=("notes.jpg", b"not an image at all"))
     assert status == 400 and "not an image" in body["error"]
     big = np.zeros((500, 500, 3), np.uint8)  # 250,000 pixels: over the 200,000 limit
@@ -124,7 +144,17 @@ def test_api_refuses_bad_uploads_and_keeps_serving(server):
     assert _post(f"{base}/api/upload?what=truth", s, files=("t.png", _png(truth)))[0] == 200
     status, body = _post(f"{base}/api/run", s, data={"methods": [{"method": "kmeans",
                                                                    "params": {"n_clusters": "3"}}]})  # fmt: skip
-    assert status == 200 and 0 <= body["results"][0]["metrics"]["adjusted_rand"] <= 1
+    expected = segment(small, "kmeans", n_clusters=3).labels
+    from seglab.metrics import adjusted_rand_index
+
+    ari = body["results"][0]["metrics"]["adjusted_rand_index"]
+    assert ari == pytest.approx(adjusted_rand_index(truth, expected, ignore_index=255))
+    # an all-ignore truth gives no score, never a perfect one
+    assert (
+        _post(f"{base}/api/upload?what=truth", s, files=("t.png", _png(truth * 0 + 255)))[0] == 200
+    )
+    status, body = _post(f"{base}/api/run", s, data={"methods": [{"method": "kmeans"}]})
+    assert status == 200 and body["results"][0]["metrics"]["adjusted_rand_index"] is None
 
 
 def test_page_in_a_real_browser(server, browser, tmp_path):
@@ -133,6 +163,9 @@ def test_page_in_a_real_browser(server, browser, tmp_path):
     image = shapes_image()
     Image.fromarray(image).save(photo)
     page = open_page(browser, base + "/")
+    page.wait_for_selector("#checkpoints input")
+    assert EVIL_NAME in page.inner_text("#checkpoints")  # shown as text, never parsed as HTML
+    assert page.title() == "seglab app" and page.locator("img[src=nope]").count() == 0
     page.set_input_files("#upload input", str(photo))
     page.wait_for_selector("#preview img")
     page.click("#run button")
@@ -167,3 +200,128 @@ def test_page_in_a_real_browser(server, browser, tmp_path):
     page.wait_for_selector("#run button:not([disabled])")
     assert page.outside == []
     page.close()
+
+
+def _get(url, headers=None):
+    request = urllib.request.Request(url, headers=headers or {})
+    try:
+        with urllib.request.urlopen(request, timeout=30) as r:
+            return r.status, dict(r.headers), r.read()
+    except urllib.error.HTTPError as e:
+        return e.code, dict(e.headers), e.read()
+
+
+def test_every_response_is_guarded_and_every_refusal_is_json(server):
+    base, state = server
+    s = _session(base)
+    for path in ("/", "/page.js", "/page.css", "/api/config", "/files/nobody/x.png", "/nope"):
+        status, headers, _ = _get(base + path)
+        h = {k.lower(): v for k, v in headers.items()}
+        assert "frame-ancestors 'none'" in h["content-security-policy"], path
+        assert "script-src 'self';" in h["content-security-policy"]  # no inline script
+        assert h["x-content-type-options"] == "nosniff"
+    # DNS rebinding: a page of another site whose name resolves to 127.0.0.1
+    status, _, body = _get(base + "/api/config", {"Host": "evil.example"})
+    assert status == 421 and "evil.example" in json.loads(body)["error"]
+    # sessions are the server's: an id the client makes up is refused
+    status, body = _post(f"{base}/api/sample/coffee", "made-up-by-the-client-123")
+    assert status == 410 and "reload the page" in body["error"]
+    assert _post(f"{base}/api/sample/coffee", s)[0] == 200
+    bad = [
+        ({"methods": "kmeans"}, "list"),
+        ({"methods": [{"method": "kmeans"}] * 1000}, "at most"),
+        ({"methods": [{"method": "kmeans", "params": {"max_memory": 10**15}}]}, "max_memory"),
+        ({"methods": [{"method": "kmeans", "params": {"n_init": 1000}}]}, "n_init"),
+        ({"methods": [{"method": "kmeans", "params": {"n_clusters": "x"}}]}, "n_clusters"),
+        ({"methods": [{"method": "kmeans", "params": [1, 2]}]}, "object"),
+        ({"methods": [{"method": "rm -rf"}]}, "unknown method"),
+    ]
+    for data, words in bad:
+        status, body = _post(f"{base}/api/run", s, data=data)
+        assert status == 400 and words in body["error"], (data, body)
+    status, body = _post(f"{base}/api/run", s, raw=b"{not json")
+    assert status == 400 and "JSON" in body["error"]
+    status, _, body = _get(f"{base}/files/{s}/a%00b.png")
+    assert status == 404 and json.loads(body)["error"] == "not found"
+    big = b"x" * (state.max_bytes + 2_000_000)  # refused from Content-Length, in MB
+    status, body = _post(f"{base}/api/upload", s, files=("big.png", big))
+    assert status == 413 and "limit is 0.3 MB" in body["error"]
+
+
+def test_sessions_expire_and_memory_is_bounded(tmp_path):
+    image = shapes_image()  # 48 x 64 x 3 = 9216 bytes
+    state = App(tmp_path / "runs", max_memory=20_000, idle_timeout=3600)
+    base, srv, thread = _serve(state)
+    try:
+        a, b, c = _session(base), _session(base), _session(base)
+        for s in (a, b):
+            assert _post(f"{base}/api/upload", s, files=("x.png", _png(image)))[0] == 200
+        assert sum(x.nbytes for x in state.sessions.values()) <= 20_000
+        assert _post(f"{base}/api/upload", c, files=("x.png", _png(image)))[0] == 200
+        status, body = _post(f"{base}/api/run", a, data={})  # the least recently used: dropped
+        assert status == 410 and "make room" in body["error"]
+        assert sum(x.nbytes for x in state.sessions.values()) <= 20_000
+        assert not (state.tmp / a).exists()  # its files went with it
+        state.idle_timeout = 0.0
+        time.sleep(0.01)
+        status, body = _post(f"{base}/api/run", b, data={})
+        assert status == 410 and "expired" in body["error"]
+        # a busy run pool never stalls the page or uploads
+        import threading as th
+
+        release = th.Event()
+        state.idle_timeout = 3600
+        for _ in range(4):
+            state.pool.submit(release.wait, 30)
+        t0 = time.monotonic()
+        s = _session(base)
+        assert _post(f"{base}/api/upload", s, files=("x.png", _png(image)))[0] == 200
+        assert _get(base + "/api/config")[0] == 200
+        assert time.monotonic() - t0 < 10
+        release.set()
+    finally:
+        srv.should_exit = True
+        thread.join(timeout=10)
+    assert not state.tmp.exists()
+
+
+def test_sigterm_removes_the_temporary_folder_and_wide_hosts_are_warned(tmp_path):
+    import os
+    import signal
+    import subprocess
+    import sys
+
+    port = _free_port()
+    env = {**os.environ, "TMPDIR": str(tmp_path)}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "seglab", "app", "--port", str(port), "--host", "0.0.0.0",
+         "--runs", str(tmp_path / "none")],
+        env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    try:
+        for _ in range(600):
+            if list(tmp_path.glob("seglab-app-*")):
+                try:
+                    if _get(f"http://127.0.0.1:{port}/api/config")[0] == 200:
+                        break
+                except OSError:
+                    pass
+            time.sleep(0.05)
+        s = _session(f"http://127.0.0.1:{port}")
+        base = f"http://127.0.0.1:{port}"
+        assert _post(f"{base}/api/sample/coffee", s)[0] == 200
+        assert list(tmp_path.glob("seglab-app-*/*"))  # the upload is on disk
+        proc.send_signal(signal.SIGTERM)
+        _, err = proc.communicate(timeout=30)
+    finally:
+        proc.kill()
+    assert "anyone who can reach this machine" in err
+    assert list(tmp_path.glob("seglab-app-*")) == []
+
+
+def test_app_port_out_of_range_is_one_line(capsys):
+    from seglab.cli import main
+
+    assert main(["app", "--port", "99999"]) == 2
+    err = capsys.readouterr().err
+    assert "65536" in err and "Traceback" not in err

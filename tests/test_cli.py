@@ -155,7 +155,7 @@ def test_quick_demo_writes_the_report(tmp_path, capsys):
         assert picture in page and (out / picture).is_file()
     results = json.loads((out / "nuclei" / "results.json").read_text())["results"]
     assert {r["method"] for r in results} == {"kmeans", "meanshift"}
-    assert all(0.5 < r["metrics"]["adjusted_rand"] <= 1 for r in results)
+    assert all(0.5 < r["metrics"]["adjusted_rand_index"] <= 1 for r in results)
 
 
 def test_meanshift_end_to_end(photo, tmp_path):

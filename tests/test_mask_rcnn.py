@@ -148,7 +148,7 @@ def test_instance_f1_counts():
     pred[0, :3, :3] = True  # exact
     pred[1, 5:, 6:] = True  # IoU 0.8
     pred[2, 8:, :2] = True  # nothing there
-    assert instance_f1(pred, gt) == {
+    assert instance_f1(gt, pred) == {
         "tp": 2,
         "fp": 1,
         "fn": 1,
@@ -156,7 +156,7 @@ def test_instance_f1_counts():
         "recall": 2 / 3,
         "f1": 2 / 3,
     }
-    assert instance_f1(pred[:0], gt[:0])["f1"] == 1.0
+    assert instance_f1(gt[:0], pred[:0])["f1"] == 1.0
 
 
 def _coco_json(ds, polygons: bool) -> dict:
@@ -414,7 +414,7 @@ def test_cli_predicts_instances(trained, tmp_path, capsys):
     from seglab.metrics import instance_f1
 
     found = np.stack([ids == v for v in np.unique(ids[ids > 0])])
-    assert instance_f1(found, masks)["recall"] == 1.0  # every object of the scene is there
+    assert instance_f1(masks, found)["recall"] == 1.0  # every object of the scene is there
     assert {"segmentation", "score", "bbox", "category_id"} <= set(results[0])
     assert read_labels(folder / "semantic.png").max() <= 2
     assert (folder / "overlay.png").is_file()

@@ -20,8 +20,8 @@ def test_confusion_matrix_matches_sklearn():
     p = np.where(r.random(t.shape) < 0.7, t, r.integers(0, 4, t.shape))
     t[0, :5] = 255
     cm = ConfusionMatrix(4, ignore_index=255)
-    cm.update(p[:2], t[:2])
-    cm.update(torch.from_numpy(p[2:]), torch.from_numpy(t[2:]))  # numpy and torch batches mix
+    cm.update(t[:2], p[:2])
+    cm.update(torch.from_numpy(t[2:]), torch.from_numpy(p[2:]))  # numpy and torch batches mix
     keep = t != 255
     ref = confusion_matrix(t[keep], p[keep], labels=range(4))
     np.testing.assert_array_equal(cm.matrix, ref)
@@ -47,7 +47,7 @@ def test_perfect_prediction_scores_one_and_absent_class_is_excluded():
 def test_hand_worked_example():
     # truth 0 0 1 1, prediction 0 1 1 1: IoU0 = 1/2, IoU1 = 2/3
     cm = ConfusionMatrix(2, ignore_index=None)
-    cm.update([0, 1, 1, 1], [0, 0, 1, 1])
+    cm.update(truth=[0, 0, 1, 1], pred=[0, 1, 1, 1])
     m = cm.compute()
     assert m["iou"] == pytest.approx([0.5, 2 / 3])
     assert m["pixel_accuracy"] == 0.75 and m["mean_accuracy"] == pytest.approx(0.75)
@@ -57,7 +57,7 @@ def test_hand_worked_example():
 @pytest.mark.parametrize(
     "pred, target, match",
     [
-        ([0, 1], [0, 7], "target value 7"),
+        ([0, 1], [0, 7], "truth value 7"),
         ([0, 5], [0, 1], "prediction value 5"),
         ([0, 1, 1], [0, 1], "shape"),
         ([0.5, 1.0], [0, 1], "integer"),
@@ -65,7 +65,7 @@ def test_hand_worked_example():
 )
 def test_confusion_matrix_rejects_bad_labels(pred, target, match):
     with pytest.raises(ValueError, match=match):
-        ConfusionMatrix(3).update(np.asarray(pred), np.asarray(target))
+        ConfusionMatrix(3).update(np.asarray(target), np.asarray(pred))
 
 
 def test_cross_entropy_matches_torch_and_ignores():

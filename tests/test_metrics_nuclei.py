@@ -9,7 +9,7 @@ from seglab.metrics import binary_scores
 def test_binary_scores_match_sklearn():
     r = np.random.default_rng(0)
     pred, target = r.random((30, 40)) > 0.4, r.random((30, 40)) > 0.6
-    s = binary_scores(pred, target)
+    s = binary_scores(target, pred)
     assert s["iou"] == pytest.approx(jaccard_score(target.ravel(), pred.ravel()))
     assert s["precision"] == pytest.approx(precision_score(target.ravel(), pred.ravel()))
     assert s["recall"] == pytest.approx(recall_score(target.ravel(), pred.ravel()))

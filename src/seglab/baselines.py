@@ -24,7 +24,7 @@ def nuclei_kmeans_foreground(k: int = 2, features: str = "gray", random_state: i
     brightness = np.bincount(seg.labels_.ravel(), weights=image.ravel().astype(float), minlength=k)
     brightness /= np.maximum(np.bincount(seg.labels_.ravel(), minlength=k), 1)
     foreground = seg.labels_ != int(np.argmin(brightness))
-    scores = binary_scores(foreground, mask > 0)
+    scores = binary_scores(mask > 0, foreground)
     scores["n_regions"] = int(ndi.label(foreground)[1])
     scores["n_true_nuclei"] = len(np.unique(mask)) - 1
     return scores
@@ -62,8 +62,8 @@ def nuclei_meanshift_foreground(
     means = np.bincount(labels, weights=scaled.ravel()) / np.bincount(labels)
     bright = means > threshold
     return {
-        "regions": binary_scores(bright[seg.labels_], mask > 0),
-        "filtered": binary_scores(seg.pixel_modes_[:, :, 2] / 100.0 > threshold, mask > 0),
+        "regions": binary_scores(mask > 0, bright[seg.labels_]),
+        "filtered": binary_scores(mask > 0, seg.pixel_modes_[:, :, 2] / 100.0 > threshold),
         "n_regions": int(seg.n_regions_),
         "n_bright_regions": int(bright.sum()),
         "n_true_nuclei": len(np.unique(mask)) - 1,

@@ -18,7 +18,8 @@ import tempfile
 from collections.abc import Callable, Iterable
 from pathlib import Path
 
-from .io import owner_tag, remove_stale_temporaries
+from ._signals import deferred
+from .io import owner_tag, remove_stale_temporaries, stale_temporaries
 
 #: File endings taken from folders and glob patterns.
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp", ".webp")
@@ -108,10 +109,12 @@ class OutputBatch:
                 ...                               # write the results there
                 batch.commit(path.stem)           # moved into place, atomically
 
-    If the block raises, the folders committed by this batch are removed again and the earlier
-    results they replaced are put back (with ``keep_on_error``, as ``skip_existing`` implies,
-    finished items are kept so that a rerun can skip them). Staging folders of this host's dead
-    processes (a kill mid-run) are removed on entry.
+    If the block raises (an error, Ctrl-C, or SIGTERM/SIGHUP under
+    :func:`seglab._signals.handle_termination`), the folders committed by this batch are removed
+    again and the earlier results they replaced are put back (with ``keep_on_error``, as
+    ``skip_existing`` implies, finished items are kept so that a rerun can skip them). A staging
+    folder left by a process of this host that died without cleaning up (SIGKILL, a power cut) is
+    recovered on entry: the results it had set aside are put back, then it is removed.
     """
 
     def __init__(self, out: str | os.PathLike, skip_existing: bool = False, keep_on_error=None):
@@ -126,14 +129,17 @@ class OutputBatch:
 
     def __enter__(self) -> OutputBatch:
         if self.out.exists() and not self.out.is_dir():
-            raise ValueError(f"--out {self.out} exists and is not a folder")
+            raise ValueError(f"--out {self.out} exists and is not a folder; choose a folder")
         self._created_out = not self.out.exists()
         try:
             self.out.mkdir(parents=True, exist_ok=True)
+            recover_staging(self.out)
             remove_stale_temporaries(self.out)
             self._staging = Path(
                 tempfile.mkdtemp(prefix=f".staging.seglab-{owner_tag()}-", dir=self.out)
             )
+            if self.keep_on_error:
+                (self._staging / _KEEP_MARK).touch()
         except PermissionError:
             raise ValueError(
                 f"cannot write into {self.out}: permission denied; choose another --out"
@@ -150,6 +156,11 @@ class OutputBatch:
     def stage(self, name: str) -> Path:
         """An empty folder in which to write ``name``'s results."""
         assert self._staging is not None, "use OutputBatch as a context manager"
+        dest = self.out / name
+        if (dest.exists() or dest.is_symlink()) and not dest.is_dir():
+            raise ValueError(
+                f"{dest} exists and is not a result folder; move it away or choose another --out"
+            )
         folder = self._staging / name
         if folder.exists():
             shutil.rmtree(folder)
@@ -158,31 +169,62 @@ class OutputBatch:
 
     def commit(self, name: str) -> Path:
         """Move ``name``'s staged results to ``out/<name>`` (an earlier result is kept aside
-        until the batch ends well)."""
+        until the batch ends well). A termination signal waits until both renames are done."""
         assert self._staging is not None, "use OutputBatch as a context manager"
         dest = self.out / name
-        if dest.exists() or dest.is_symlink():
-            aside = self._staging / f".replaced-{name}"
-            dest.rename(aside)
-            self._replaced[dest] = aside
-        (self._staging / name).rename(dest)
-        self.written.append(dest)
+        with deferred():
+            if dest.exists() or dest.is_symlink():
+                aside = self._staging / f"{_REPLACED}{name}"
+                dest.rename(aside)
+                self._replaced[dest] = aside
+            (self._staging / name).rename(dest)
+            self.written.append(dest)
         return dest
 
     def __exit__(self, exc_type, exc, tb) -> None:
-        if exc_type is not None and not self.keep_on_error:
-            for dest in reversed(self.written):
-                shutil.rmtree(dest, ignore_errors=True)
-                if dest in self._replaced:
-                    self._replaced[dest].rename(dest)
-            self.written.clear()
-        if self._staging is not None:
-            shutil.rmtree(self._staging, ignore_errors=True)
-        if exc_type is not None and self._created_out:
-            try:
-                self.out.rmdir()  # only if empty: another run may be writing there
-            except OSError:
-                pass
+        with deferred():  # a second signal must not cut the restoring short
+            if exc_type is not None and not self.keep_on_error:
+                for dest in reversed(self.written):
+                    shutil.rmtree(dest, ignore_errors=True)
+                    if dest in self._replaced:
+                        self._replaced[dest].rename(dest)
+                self.written.clear()
+            if self._staging is not None:
+                shutil.rmtree(self._staging, ignore_errors=True)
+            if exc_type is not None and self._created_out:
+                try:
+                    self.out.rmdir()  # only if empty: another run may be writing there
+                except OSError:
+                    pass
+
+
+_REPLACED = ".replaced-"
+_KEEP_MARK = ".keep-on-error"
+
+
+def recover_staging(out: str | os.PathLike) -> list[Path]:
+    """Put back the results that dead processes of this host had set aside in their staging
+    folders in ``out`` (a run killed by SIGKILL while replacing earlier results); returns the
+    result folders restored. The staging folders themselves are left for
+    :func:`~seglab.io.remove_stale_temporaries`, now that nothing in them is anyone's result."""
+    out = Path(out)
+    restored: list[Path] = []
+    for staging in stale_temporaries(out):
+        if not staging.is_dir():
+            continue
+        keep_new = (staging / _KEEP_MARK).exists()  # as that run would have ended
+        for aside in sorted(staging.glob(f"{_REPLACED}*")):
+            if keep_new:
+                shutil.rmtree(aside)
+                continue
+            dest = out / aside.name[len(_REPLACED) :]
+            if dest.is_dir() and not dest.is_symlink():
+                shutil.rmtree(dest)  # the dead run's new result for this image
+            elif dest.exists() or dest.is_symlink():
+                continue  # not ours to remove; the old result stays in staging
+            aside.rename(dest)
+            restored.append(dest)
+    return restored
 
 
 def run_batch(

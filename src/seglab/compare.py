@@ -26,15 +26,22 @@ IGNORE = 255  # truth pixels that count nowhere
 
 #: How each metric is computed; the report prints these.
 METRIC_NOTES = {
-    "adjusted_rand": "Adjusted Rand index of labels.png against the truth classes (pairs of pixels "
+    "adjusted_rand_index": "Adjusted Rand index of labels.png against the truth classes (pairs of pixels "
     "put together or apart alike, corrected for chance; 1 = same partition, ~0 = random); "
     "label names do not matter, so clusterings and class maps are scored alike. Equals "
     "scikit-learn's adjusted_rand_score.",
-    "boundary_f1": "Boundary F-measure (Berkeley benchmark style): a boundary pixel of the result "
-    "is correct when a true boundary lies within 2 pixels, and a true one is found when a "
-    "result boundary does; F = 2PR / (P + R).",
+    "boundary_f1": "Boundary F-measure of the Berkeley segmentation benchmark: boundaries drawn "
+    "as its seg2bdry draws them, the result's thinned, each result pixel matched one-to-one to a "
+    "true pixel within 0.0075 of the image diagonal; P = matched / result pixels, R = matched / "
+    "true pixels, F = 2PR / (P + R).",
+    "segmentation_covering": "Covering of the truth by the result (Berkeley benchmark): each "
+    "true region weighted by its size times its best IoU with a result region; 1 = perfect.",
+    "probabilistic_rand_index": "Rand index: the fraction of pixel pairs that truth and result "
+    "both put together or both apart (the probabilistic Rand index with one truth).",
     "variation_of_information": "Variation of information H(truth | result) + H(result | "
     "truth) in bits (0 = same partition; lower is better), as scikit-image computes it.",
+    "no truth pixels": "A truth whose every pixel is 255 gives no score (null), never a "
+    "perfect one.",
     "pixel_accuracy": "Methods that predict classes: fraction of pixels whose class is right.",
     "mean_iou": "Methods that predict classes: mean over classes of intersection over union "
     "(the FCN paper's mean IU); per-class IoU in results.json.",
@@ -247,12 +254,12 @@ def score(result: Segmentation, truth: np.ndarray | None, instances: np.ndarray 
 
     metrics: dict[str, Any] = {}
     if truth is not None:
-        metrics |= partition_scores(truth, result.labels, IGNORE)
+        metrics |= partition_scores(truth, result.labels, ignore_index=IGNORE)
         if result.kind in ("classes", "instances"):
             n = max(len(result.class_names or ()), int(truth[truth != IGNORE].max(initial=0)) + 1)
             n = max(n, int(result.labels.max()) + 1)
             cm = ConfusionMatrix(n, IGNORE if IGNORE >= n else None)
-            cm.update(result.labels, truth)
+            cm.update(truth, result.labels)
             m = cm.compute()
             metrics |= {"pixel_accuracy": m["pixel_accuracy"], "mean_iou": m["mean_iou"]}
             metrics["iou"] = [None if np.isnan(v) else float(v) for v in m["iou"]]
@@ -286,7 +293,7 @@ def _instance_scores(result: Segmentation, instances: np.ndarray, truth) -> dict
     }
     ap = coco_metrics([target], [output])["mask_ap50"]
     keep = scores >= 0.5
-    return {"mask_ap50": ap, "f1_50": instance_f1(pred[keep], gt)["f1"]}
+    return {"mask_ap50": ap, "f1_50": instance_f1(gt, pred[keep])["f1"]}
 
 
 def _components(result: Segmentation) -> list[np.ndarray]:

@@ -13,12 +13,15 @@ decoded (a small PNG can claim 100000 x 100000 pixels); pass ``max_pixels=`` or 
 
 from __future__ import annotations
 
+import contextlib
 import io
 import json
+import math
 import os
 import re
 import socket
 import tempfile
+import threading
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -69,7 +72,8 @@ def pixel_limit(value: int | None = None) -> int:
     return value
 
 
-def _check_pixels(path: Path, width: int, height: int, limit: int) -> None:
+def check_pixels(path: Path, width: int, height: int, limit: int) -> None:
+    """Refuse an image of ``width`` x ``height`` over ``limit`` pixels, naming the option."""
     if width * height > limit:
         raise ValueError(
             f"{path} is {width} x {height} = {width * height:,} pixels, more than the limit of "
@@ -92,29 +96,91 @@ def image_size(path: str | os.PathLike, max_pixels: int | None = None) -> tuple[
     against the pixel limit: a cheap test of a whole folder before any work starts."""
     path, limit = _checked_path(path), pixel_limit(max_pixels)
     try:
-        with _open_unlimited(path) as im:
+        with _pillow_unlimited(), Image.open(path) as im:
             width, height = im.size
+            if _exif_upright_swaps(im):
+                width, height = height, width
     except UnidentifiedImageError:
         raise ValueError(f"{path} is not an image file seglab can read") from None
     except (OSError, SyntaxError) as exc:
         raise ValueError(f"{path} could not be decoded (truncated or corrupt?): {exc}") from None
-    _check_pixels(path, width, height, limit)
+    check_pixels(path, width, height, limit)
     return height, width
 
 
-def _open_unlimited(path: Path):
-    """``Image.open`` without Pillow's own bomb check: seglab checks the size itself, with a limit
-    the user can raise (Pillow's refusal is a traceback that names no option)."""
+@contextlib.contextmanager
+def _pillow_unlimited():
+    """Pillow's own bomb check off while seglab reads a file whose size it has checked itself
+    (Pillow's refusal is a traceback that names no option); it stays off through ``load()``, which
+    checks again for some formats (TIFF)."""
     import warnings
 
-    saved = Image.MAX_IMAGE_PIXELS
-    try:
+    with _PILLOW_LOCK:
+        saved = Image.MAX_IMAGE_PIXELS
         Image.MAX_IMAGE_PIXELS = None
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
-            return Image.open(path)
-    finally:
-        Image.MAX_IMAGE_PIXELS = saved
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+                yield
+        finally:
+            Image.MAX_IMAGE_PIXELS = saved
+
+
+_PILLOW_LOCK = threading.RLock()
+
+
+def available_memory() -> int | None:
+    """Bytes of memory available now (``MemAvailable``), or None where the system does not say."""
+    try:
+        with open("/proc/meminfo") as f:
+            for line in f:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    try:
+        return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (ValueError, OSError, AttributeError):
+        return None
+
+
+def _decoded_bytes(im: Image.Image) -> int:
+    bands = len(im.getbands())
+    depth = 2 if im.mode.startswith("I;16") else 4 if im.mode in ("I", "F") else 1
+    width, height = im.size
+    return width * height * max(bands, 3) * depth  # RGB at least: palettes are expanded
+
+
+def _check_decode_memory(path: Path, im: Image.Image) -> None:
+    """Refuse before decoding an image that would not fit in the memory available now (a small
+    file can unpack to gigabytes once the pixel limit is raised)."""
+    free = available_memory()
+    need = _decoded_bytes(im)
+    if free is not None and need > free:
+        width, height = im.size
+        raise ValueError(
+            f"{path} is {width} x {height} pixels, which needs {need / 2**30:.1f} GiB to decode "
+            f"and {free / 2**30:.1f} GiB is available; downscale it or free memory"
+        )
+
+
+def _exif_upright_swaps(im: Image.Image) -> bool:
+    try:
+        return im.getexif().get(0x0112, 1) in (5, 6, 7, 8)  # rotated by 90 or 270 degrees
+    except Exception:
+        return False
+
+
+def _exif_upright(im: Image.Image) -> Image.Image:
+    """The image as a viewer shows it: its EXIF orientation applied (Pillow's
+    ``ImageOps.exif_transpose``), so a portrait photo is not segmented lying down."""
+    from PIL import ImageOps
+
+    try:
+        orientation = im.getexif().get(0x0112, 1)
+    except Exception:  # a broken EXIF block: the pixels as stored
+        return im
+    return ImageOps.exif_transpose(im) if orientation not in (None, 1) else im
 
 
 def read_image(path: str | os.PathLike, max_pixels: int | None = None) -> np.ndarray:
@@ -140,9 +206,11 @@ def read_image(path: str | os.PathLike, max_pixels: int | None = None) -> np.nda
     """
     path, limit = _checked_path(path), pixel_limit(max_pixels)
     try:
-        with _open_unlimited(path) as im:
-            _check_pixels(path, *im.size, limit)
-            im.load()
+        with _pillow_unlimited(), Image.open(path) as opened:
+            check_pixels(path, *opened.size, limit)
+            _check_decode_memory(path, opened)
+            opened.load()
+            im = _exif_upright(opened)
             mode = im.mode
             if mode not in _MODE_CONVERSIONS:
                 raise ValueError(
@@ -168,6 +236,30 @@ def read_image(path: str | os.PathLike, max_pixels: int | None = None) -> np.nda
     return check_image(array, name=str(path))
 
 
+def describe_os_error(exc: OSError) -> str:
+    """One line for an operating-system error, in words a user can act on: what happened
+    (``strerror``: read-only file system, no space left on device, ...) and the path."""
+    import errno
+
+    advice = {
+        errno.EROFS: "; choose an --out on a writable file system",
+        errno.ENOSPC: "; free some space or choose an --out on another disk",
+        errno.EDQUOT: "; free some space or choose an --out on another disk",
+        errno.ENOTDIR: "; a part of the path is a file, not a folder",
+        errno.EACCES: "; choose a folder you can write to",
+        errno.EPERM: "; choose a folder you can write to",
+        errno.EISDIR: "; expected a file, found a folder",
+        errno.EEXIST: "; move it away or choose another name",
+    }.get(exc.errno or -1, "")
+    what = (exc.strerror or type(exc).__name__).lower()
+    where = f": {exc.filename}" if exc.filename is not None else ""
+    if exc.filename2 is not None:
+        where += f" -> {exc.filename2}"
+    if not exc.strerror and exc.args:
+        what = " ".join(str(exc).split())
+    return f"{what}{where}{advice}"
+
+
 def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> Path:
     """Write ``data`` to ``path`` through a temporary file and a rename."""
     return atomic_write(path, lambda f: f.write(data))
@@ -187,22 +279,33 @@ def owner_tag() -> str:
 _TAGGED = re.compile(r"^\..*\.seglab-(?P<host>[^-]+)-(?P<pid>\d+)[.-]")
 
 
-def remove_stale_temporaries(folder: str | os.PathLike) -> list[Path]:
-    """Remove the temporary files and staging folders in ``folder`` left by seglab processes of
-    this host that are no longer running (a kill mid-write); returns what was removed. Those of
-    other hosts or of live processes are left alone."""
-    import shutil
-
+def stale_temporaries(folder: str | os.PathLike) -> list[Path]:
+    """The temporary files and staging folders in ``folder`` whose writer, a seglab process of
+    this host, is no longer running. Those of other hosts or of live processes are not listed."""
     folder = Path(folder)
-    removed: list[Path] = []
     if not folder.is_dir():
-        return removed
+        return []
     host = socket.gethostname().replace("-", "_")
+    found = []
     for entry in folder.iterdir():
         m = _TAGGED.match(entry.name)
-        if not m or m["host"] != host or _alive(int(m["pid"])):
-            continue
+        if m and m["host"] == host and not _alive(int(m["pid"])):
+            found.append(entry)
+    return found
+
+
+def remove_stale_temporaries(folder: str | os.PathLike) -> list[Path]:
+    """Remove the temporary files and staging folders in ``folder`` left by seglab processes of
+    this host that are no longer running (a kill mid-write); returns what was removed. A staging
+    folder that still holds results set aside (``.replaced-*``, see
+    :func:`seglab.batch.recover_staging`) is never removed: it is someone's earlier work."""
+    import shutil
+
+    removed: list[Path] = []
+    for entry in stale_temporaries(folder):
         if entry.is_dir():
+            if any(e.name.startswith(".replaced-") for e in entry.iterdir()):
+                continue
             shutil.rmtree(entry, ignore_errors=True)
         else:
             entry.unlink(missing_ok=True)
@@ -287,22 +390,74 @@ def write_labels(path: str | os.PathLike, labels: np.ndarray) -> Path:
     return write_image(path, labels.astype(np.uint16))
 
 
-def read_labels(path: str | os.PathLike) -> np.ndarray:
-    """Read a label image written by :func:`write_labels` (or any index/16-bit PNG, or TIFF)."""
-    path = Path(path)
+def read_labels(path: str | os.PathLike, max_pixels: int | None = None) -> np.ndarray:
+    """Read a label image (a class or instance id per pixel) written by :func:`write_labels`, or
+    any gray, palette (indices) or 16-bit PNG, or TIFF; EXIF orientation is applied as for the
+    image it labels.
+
+    Raises
+    ------
+    FileNotFoundError
+        The file does not exist.
+    ValueError
+        The file is not an image, is truncated, is over the pixel limit, or has colour channels
+        (a label image has one value per pixel).
+    """
+    path, limit = Path(path), pixel_limit(max_pixels)
     if not path.exists():
         raise FileNotFoundError(f"label file not found: {path}")
-    if path.suffix.lower() in (".tif", ".tiff"):
-        import tifffile
+    if not path.is_file():
+        raise ValueError(f"{path} is not a file; expected a label image (PNG or TIFF)")
+    try:
+        if path.suffix.lower() in (".tif", ".tiff"):
+            import tifffile
 
-        return tifffile.imread(path).astype(np.int64)
-    with _open_unlimited(path) as im:
-        return np.array(im).astype(np.int64)
+            with tifffile.TiffFile(path) as tif:
+                shape = tif.series[0].shape
+                check_pixels(path, shape[1] if len(shape) > 1 else 1, shape[0], limit)
+                array = tif.asarray()
+        else:
+            with _pillow_unlimited(), Image.open(path) as opened:
+                check_pixels(path, *opened.size, limit)
+                opened.load()
+                im = _exif_upright(opened)
+                if im.mode in ("RGB", "RGBA", "CMYK", "YCbCr", "LAB", "HSV"):
+                    raise ValueError(
+                        f"{path} is a colour ({im.mode}) image; a label image holds one id per "
+                        "pixel: save it as a gray, palette or 16-bit PNG"
+                    )
+                array = np.array(im)
+    except ValueError:
+        raise
+    except (OSError, SyntaxError, UnidentifiedImageError) as exc:
+        raise ValueError(
+            f"{path} could not be read as a label image (truncated or corrupt?): {exc}"
+        ) from None
+    if array.ndim != 2:
+        raise ValueError(f"{path} has shape {array.shape}; a label image is (H, W): one id a pixel")
+    return array.astype(np.int64)
+
+
+def json_safe(obj: Any) -> Any:
+    """``obj`` with every NaN or infinity replaced by None (``null``), numpy values made plain:
+    strict JSON, which every tool reads (``NaN`` is not JSON)."""
+    if isinstance(obj, dict):
+        return {str(k): json_safe(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [json_safe(v) for v in obj]
+    if isinstance(obj, np.ndarray):
+        return json_safe(obj.tolist())
+    if isinstance(obj, np.generic):
+        obj = obj.item()
+    if isinstance(obj, float) and not math.isfinite(obj):
+        return None
+    return obj
 
 
 def write_json(path: str | os.PathLike, obj: Any) -> Path:
-    """Write ``obj`` as indented JSON, atomically; numpy scalars and arrays are converted."""
-    text = json.dumps(obj, indent=2, default=_json_default) + "\n"
+    """Write ``obj`` as indented strict JSON, atomically; numpy values are converted, NaN and
+    infinities written as ``null`` (see :func:`json_safe`)."""
+    text = json.dumps(json_safe(obj), indent=2, default=_json_default, allow_nan=False) + "\n"
     return atomic_write_bytes(path, text.encode("utf-8"))
 
 

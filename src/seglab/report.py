@@ -46,10 +46,10 @@ dl { font-size: 13.5px; } dt { font-weight: 600; margin-top: 6px; } dd { margin:
 .note { color: #5a6275; font-size: 13px; }
 """
 
-_SHOWN = ("adjusted_rand", "boundary_f1", "variation_of_information", "pixel_accuracy",
+_SHOWN = ("adjusted_rand_index", "boundary_f1", "variation_of_information", "pixel_accuracy",
           "mean_iou", "mask_ap50", "f1_50")  # fmt: skip
 _NAMES = {
-    "adjusted_rand": "adjusted Rand",
+    "adjusted_rand_index": "adjusted Rand",
     "boundary_f1": "boundary F",
     "variation_of_information": "VI (bits)",
     "pixel_accuracy": "pixel acc.",
@@ -107,7 +107,9 @@ def _plot(path: Path, rows: list[dict]) -> bool:
     matplotlib.use("Agg", force=False)
     import matplotlib.pyplot as plt
 
-    points = [(r["method"], r["seconds"], r.get("adjusted_rand"), r.get("mean_iou")) for r in rows]
+    points = [
+        (r["method"], r["seconds"], r.get("adjusted_rand_index"), r.get("mean_iou")) for r in rows
+    ]
     if not any(p[2] is not None for p in points):
         return False
     fig, ax = plt.subplots(figsize=(6.2, 3.8))
@@ -146,7 +148,7 @@ def _grid(data: dict, root: str) -> str:
             parts.append(_figure(f"{root}{stem}/truth.png", "<b>truth</b>", f"{stem} truth"))
         for m in methods:
             r = next(r for r in results if r["image"] == stem and r["method"] == m)
-            main = r["metrics"].get("mean_iou", r["metrics"].get("adjusted_rand"))
+            main = r["metrics"].get("mean_iou", r["metrics"].get("adjusted_rand_index"))
             label = "mIoU" if "mean_iou" in r["metrics"] else "ARI"
             score = "" if main is None else f" · {label} {main:.3f}"
             caption = f"<b>{e(m)}</b><br>{r['seconds']:.2f} s · {r['n_segments']} segments{score}"

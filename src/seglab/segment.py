@@ -86,21 +86,6 @@ class Segmentation:
         return int(np.unique(self.labels).size)
 
 
-def available_memory() -> int | None:
-    """Bytes of memory available now (``MemAvailable``), or None where the system does not say."""
-    try:
-        with open("/proc/meminfo") as f:
-            for line in f:
-                if line.startswith("MemAvailable:"):
-                    return int(line.split()[1]) * 1024
-    except OSError:
-        pass
-    try:
-        return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
-    except (ValueError, OSError, AttributeError):
-        return None
-
-
 def estimate_memory(method: str, shape: tuple[int, ...], n_features: int = 5) -> int:
     """Bytes that ``method`` needs at its peak for an image of ``shape`` (H, W[, C])."""
     check_choice(method, "method", METHODS)
@@ -118,7 +103,7 @@ def check_memory(method: str, shape: tuple[int, ...], max_memory: int | None = N
     ValueError
         With the estimate, what is available, and what to do instead.
     """
-    limit = available_memory() if max_memory is None else int(max_memory)
+    limit = io.available_memory() if max_memory is None else int(max_memory)
     if limit is None:
         return
     need = estimate_memory(method, shape)

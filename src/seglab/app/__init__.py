@@ -1,9 +1,10 @@
 """``seglab app``: a local web app to explore every method on your own images.
 
-Needs the ``app`` extra (``pip install "seglab[app]"``: Starlette and uvicorn). See
-:mod:`seglab.app.server`.
+Needs the ``app`` extra (``pip install "seglab[app]"``: Starlette and uvicorn). The state is in
+:mod:`seglab.app.server`, the endpoints in :mod:`seglab.app.routes`.
 """
 
-from .server import App, build_app, find_checkpoints, serve
+from .routes import build_app
+from .server import App, find_checkpoints, serve
 
 __all__ = ["App", "build_app", "find_checkpoints", "serve"]

@@ -11,6 +11,8 @@ import sys
 from collections.abc import Sequence
 
 from .. import __version__
+from .._signals import Interrupted, handle_termination
+from ..io import describe_os_error
 from . import _common, app, engine, segment
 from ._common import EXIT_USAGE, Parser, UsageError
 
@@ -51,11 +53,15 @@ def _main(argv: Sequence[str] | None) -> int:
         return EXIT_USAGE
     _common.configure_logging(getattr(args, "quiet", False))
     try:
-        return args.run(args)
+        with handle_termination():  # SIGTERM and SIGHUP clean up as Ctrl-C does
+            return args.run(args)
     except (UsageError, ValueError, FileNotFoundError) as exc:
         print(f"seglab: error: {' '.join(str(exc).split())}", file=sys.stderr)
-    except PermissionError as exc:
-        print(f"seglab: error: permission denied: {exc.filename}", file=sys.stderr)
+    except OSError as exc:  # a read-only file system, a full disk, a path under a file, ...
+        print(f"seglab: error: {describe_os_error(exc)}", file=sys.stderr)
+    except Interrupted as exc:
+        print(f"seglab: interrupted by {exc}; nothing earlier was lost", file=sys.stderr)
+        return exc.exit_status
     except KeyboardInterrupt:
         print("seglab: interrupted", file=sys.stderr)
         return 130

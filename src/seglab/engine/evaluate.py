@@ -28,7 +28,7 @@ def run_evaluation(model: nn.Module, dataset, class_map: ClassMap, device: torch
     with eval_mode(as_dense(model)) as net:
         for i in range(len(dataset)):
             x, y = dataset[i]
-            cm.update(net(x.unsqueeze(0).to(device)).argmax(1)[0], y.to(device))
+            cm.update(y.to(device), net(x.unsqueeze(0).to(device)).argmax(1)[0])
     return cm.compute()
 
 
@@ -42,7 +42,7 @@ def run_instance_evaluation(
     """COCO box and mask AP / AP50 / AP75 (pycocotools, every detection) and instance F1 at IoU
     0.5 (detections scoring at least ``score_threshold``), pooled over ``dataset``; returns the
     metrics and the per-image outputs (on CPU)."""
-    from ..metrics import _f1_counts, coco_metrics, instance_f1
+    from ..metrics import coco_metrics, f1_counts, instance_f1
 
     targets, outputs = [], []
     tp = fp = fn = 0
@@ -54,11 +54,11 @@ def run_instance_evaluation(
         outputs.append(out)
         keep = out["scores"] >= score_threshold
         counts = instance_f1(
-            (out["masks"][keep, 0] > mask_threshold).numpy(), t["masks"].numpy().astype(bool)
+            t["masks"].numpy().astype(bool), (out["masks"][keep, 0] > mask_threshold).numpy()
         )
         tp, fp, fn = tp + counts["tp"], fp + counts["fp"], fn + counts["fn"]
     metrics = coco_metrics(targets, outputs, mask_threshold)
-    f1 = _f1_counts(tp, fp, fn)
+    f1 = f1_counts(tp, fp, fn)
     metrics |= {"f1_50": f1["f1"], "precision_50": f1["precision"], "recall_50": f1["recall"]}
     metrics |= {"tp": tp, "fp": fp, "fn": fn}
     return metrics, outputs

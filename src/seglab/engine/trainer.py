@@ -18,8 +18,10 @@ import csv
 import json
 import logging
 import math
+import os
 import random
 import shutil
+import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -32,9 +34,16 @@ import torch.distributed as dist
 from torch import nn
 
 from .._checks import resolve_device
+from .._signals import deferred
 from ..data import PatchDataset, make_dataset
 from ..data.instances import instance_collate
-from ..io import atomic_write_bytes, remove_stale_temporaries
+from ..io import (
+    atomic_write_bytes,
+    describe_os_error,
+    owner_tag,
+    remove_stale_temporaries,
+    stale_temporaries,
+)
 from ..losses import CEDiceLoss, CrossEntropyLoss, DiceLoss, median_frequency_weights
 from ..models import build, is_instance_model
 from ..models.sliding import PatchClassifier
@@ -140,6 +149,7 @@ def prepare_run_folder(out: Path, cfg: dict, resume: bool, overwrite: bool) -> N
     ``overwrite`` (its run files are removed); ``resume`` on a folder without ``last.pt`` is an
     error. Temporary files left by a killed run are removed.
     """
+    _recover_old_run(out)
     remove_stale_temporaries(out)
     existing = [name for name in RUN_FILES if (out / name).exists()]
     if resume and overwrite:
@@ -162,9 +172,58 @@ def prepare_run_folder(out: Path, cfg: dict, resume: bool, overwrite: bool) -> N
             f"{out} already holds a training run ({', '.join(existing)}); pass --resume to "
             "continue it, --overwrite to replace it, or choose another --out"
         )
-    for name in existing:
-        (out / name).unlink()
-    shutil.rmtree(out / "tensorboard", ignore_errors=True)
+    check_writable(out)
+
+
+def check_writable(out: Path) -> None:
+    """Fail now, not after an epoch, when ``out`` cannot be written (read-only, a file, ...)."""
+    if out.exists() and not out.is_dir():
+        raise ValueError(f"--out {out} is a file; training writes a folder: choose another --out")
+    created = not out.exists()
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        fd, probe = tempfile.mkstemp(prefix=f".probe.seglab-{owner_tag()}.", dir=out)
+        os.close(fd)
+        os.unlink(probe)
+    except OSError as exc:
+        if created:
+            shutil.rmtree(out, ignore_errors=True)
+        raise ValueError(f"cannot write the run into {out}: {describe_os_error(exc)}") from None
+
+
+def _set_aside_old_run(out: Path) -> Path | None:
+    """Move the run files of an earlier run in ``out`` into a hidden folder, from which
+    :func:`_restore_old_run` puts them back if the new run fails before its first epoch ends."""
+    names = [n for n in (*RUN_FILES, "tensorboard") if (out / n).exists()]
+    if not names:
+        return None
+    aside = Path(tempfile.mkdtemp(prefix=f".replaced.seglab-{owner_tag()}-", dir=out))
+    with deferred():
+        for name in names:
+            (out / name).rename(aside / name)
+    return aside
+
+
+def _recover_old_run(out: Path) -> None:
+    """An ``--overwrite`` run killed outright (SIGKILL) before its first epoch was written left
+    the earlier run set aside: put it back. Once the new run has a checkpoint, it has replaced
+    the old one and the aside folder is removed with the other stale temporaries."""
+    for aside in stale_temporaries(out):
+        if aside.is_dir() and aside.name.startswith(".replaced.seglab-"):
+            if not any((out / n).exists() for n in ("last.pt", "best.pt")):
+                for name in RUN_FILES:
+                    (out / name).unlink(missing_ok=True)
+                _restore_old_run(out, aside)
+
+
+def _restore_old_run(out: Path, aside: Path) -> None:
+    with deferred():
+        for name in (*RUN_FILES, "tensorboard"):
+            if (aside / name).exists():
+                if (out / name).is_dir():
+                    shutil.rmtree(out / name)
+                (aside / name).replace(out / name)
+        shutil.rmtree(aside, ignore_errors=True)
 
 
 @dataclass
@@ -276,7 +335,6 @@ def setup(cfg: dict, resume: bool = False) -> Run:
         if rank == 0:
             _truncate_log(out, run.start_epoch)
     run.global_step = run.start_epoch * steps_per_epoch
-    run.board = _tensorboard(t["tensorboard"], out) if rank == 0 else None
     return run
 
 
@@ -414,16 +472,32 @@ def train(
     """
     out = Path(cfg["out"])
     prepare_run_folder(out, cfg, resume, overwrite)
-    out.mkdir(parents=True, exist_ok=True)
     run = setup(cfg, resume)
+    # The earlier run is replaced only once the new one has started: until its first epoch is
+    # written, a failure (or a signal) puts the old files back.
+    old = _set_aside_old_run(out) if overwrite and run.rank == 0 else None
     metrics: dict = {}
     try:
+        if run.rank == 0:
+            run.board = _tensorboard(cfg["train"]["tensorboard"], out)
         for epoch in range(run.start_epoch, cfg["train"]["epochs"]):
             row = train_one_epoch(run, epoch, progress, on_step)
             if run.rank == 0:  # one process evaluates and writes; the others wait for it
                 metrics = evaluate_and_checkpoint(run, epoch, row)
+            if old is not None:
+                shutil.rmtree(old, ignore_errors=True)
+                old = None
             if run.world > 1:
                 dist.barrier()
+    except BaseException:
+        if old is not None:
+            if run.board is not None:
+                run.board.close()
+                run.board = None
+            for name in RUN_FILES:
+                (out / name).unlink(missing_ok=True)
+            _restore_old_run(out, old)
+        raise
     finally:
         if run.board is not None:
             run.board.close()

@@ -106,7 +106,7 @@ def open_image(path: str | os.PathLike, max_pixels: int | None = None):
     TIFF becomes a :class:`TiffRows` (rows read on demand, any size); compressed TIFFs and other
     formats (PNG, JPEG: no random access) are decoded whole, within the pixel limit
     (:func:`seglab.io.pixel_limit`)."""
-    from ..io import pixel_limit
+    from ..io import check_pixels, pixel_limit
 
     path = Path(path)
     if not path.exists():
@@ -128,9 +128,16 @@ def open_image(path: str | os.PathLike, max_pixels: int | None = None):
                     and len(shape) in (2, 3)
                 )
                 offset = int(page.dataoffsets[0]) if readable else 0
+            pixels = int(np.prod(shape[:2] if len(shape) == 2 or shape[-1] <= 4 else shape[-2:]))
             if readable:
+                need = offset + int(np.prod(shape)) * dtype.itemsize
+                if path.stat().st_size < need:
+                    raise ValueError(
+                        f"{path} is truncated or forged: its header promises {need:,} bytes of "
+                        f"pixels, the file has {path.stat().st_size:,}"
+                    )
+                check_pixels(path, shape[1], shape[0], pixel_limit(max_pixels))
                 return TiffRows(path, offset, shape, dtype)
-            pixels = int(np.prod(shape[:2] if shape[-1] <= 4 else shape[-2:]))
             if pixels > pixel_limit(max_pixels):
                 raise ValueError(
                     f"{path} is a compressed TIFF of {pixels:,} pixels, more than the limit of "

@@ -1,0 +1,442 @@
+"""The app's HTTP interface: one function per endpoint, one error handler, one guard.
+
+Every answer is JSON (but the page, its two static files and result files); every refusal is a
+4xx with ``{"error": message}`` in words the page shows as they are. :class:`Guard` checks the
+``Host`` header (a page on another site that resolves its name to 127.0.0.1, "DNS rebinding",
+is refused), bounds request bodies before they are read, and gives every response the same
+security headers.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import re
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .. import io
+from .server import App, Session, SessionGone
+
+HERE = Path(__file__).parent
+STATIC = {"page.css": "text/css", "page.js": "text/javascript"}
+
+#: Sent with every response: nothing from elsewhere, no inline script, not framed, no sniffing.
+SECURITY_HEADERS = {
+    "content-security-policy": "default-src 'self'; img-src 'self' blob: data:; "
+    "style-src 'self'; script-src 'self'; connect-src 'self'; object-src 'none'; "
+    "base-uri 'none'; form-action 'none'; frame-ancestors 'none'",
+    "x-content-type-options": "nosniff",
+    "x-frame-options": "DENY",
+    "referrer-policy": "no-referrer",
+    "cross-origin-resource-policy": "same-origin",
+}
+
+#: What one run may ask for.
+MAX_METHODS = 8
+#: The parameters the page may set, per method, with their types and bounds.
+PARAMETERS: dict[str, dict[str, tuple]] = {
+    "kmeans": {
+        "n_clusters": (int, 1, 64),
+        "features": (str,),
+        "spatial_weight": (float, 0.0, 1e6, "auto"),
+        "min_region_size": (int, 0, 1_000_000),
+        "n_init": (int, 1, 10),
+        "max_iter": (int, 1, 1000),
+        "random_state": (int, 0, 2**32 - 1),
+    },
+    "meanshift": {
+        "spatial_bandwidth": (float, 0.5, 64.0),
+        "range_bandwidth": (float, 0.1, 255.0),
+        "kernel": (str,),
+        "min_region_size": (int, 0, 1_000_000),
+        "speedup": (int, 0, 2),
+    },
+}
+_NAMES = {"kmeans": "k-means", "meanshift": "mean-shift"}
+
+
+class Refused(ValueError):
+    """A request the app will not do, with its HTTP status."""
+
+    def __init__(self, message: str, status: int = 400) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+def state(request) -> App:
+    return request.app.state.seglab
+
+
+def session_of(request) -> Session:
+    return state(request).session(request.headers.get("x-seglab-session"))
+
+
+# -- endpoints ----------------------------------------------------------------------------------
+
+
+async def page(request):
+    from starlette.responses import HTMLResponse
+
+    return HTMLResponse((HERE / "page.html").read_text(encoding="utf-8"))
+
+
+async def static(request):
+    from starlette.responses import Response
+
+    name = request.path_params["name"]
+    if name not in STATIC:
+        raise Refused("not found", 404)
+    return Response((HERE / name).read_bytes(), media_type=STATIC[name])
+
+
+async def new_session(request):
+    from starlette.responses import JSONResponse
+
+    return JSONResponse({"session": state(request).new_session().sid})
+
+
+async def config(request):
+    from starlette.responses import JSONResponse
+
+    app = state(request)
+    return JSONResponse({
+        "samples": app_samples(),
+        "checkpoints": {n: c["model"] for n, c in app.checkpoints.items()},
+        "defaults": _defaults(),
+        "limits": {"bytes": app.max_bytes, "pixels": app.max_pixels, "methods": MAX_METHODS},
+    })  # fmt: skip
+
+
+async def upload(request):
+    from starlette.responses import JSONResponse
+
+    app, session = state(request), session_of(request)
+    what = request.query_params.get("what", "image")
+    if what not in ("image", "truth", "mask"):
+        raise Refused(f"unknown upload kind {what!r}; expected image, truth or mask")
+    async with request.form(max_files=1, max_fields=4) as form:
+        file = form.get("file")
+        if file is None or not hasattr(file, "read"):
+            raise Refused("no file in the upload")
+        data, filename = await file.read(app.max_bytes + 1), file.filename or "upload"
+    array = await asyncio.to_thread(app.read_upload, data, filename, what)
+    if what == "image":
+        return JSONResponse(set_image(app, session, array))
+    if session.image is None:
+        raise Refused("upload an image first, then its truth or mask")
+    if array.shape != session.image.shape[:2]:
+        h, w = session.image.shape[:2]
+        raise Refused(f"{filename} is {array.shape[1]} x {array.shape[0]} pixels; the image "
+                      f"is {w} x {h}: they must match")  # fmt: skip
+    if what == "mask":
+        return JSONResponse(_mask_reply(array))
+    session.truth = array
+    app.hold(session)
+    return JSONResponse({"truth": True, "classes": len(np.unique(array))})
+
+
+async def sample(request):
+    from starlette.responses import JSONResponse
+
+    from ..data import sample_image
+
+    app, session = state(request), session_of(request)
+    name = request.path_params["name"]
+    samples = app_samples()
+    if name not in samples:
+        raise Refused(f"unknown sample {name!r}; expected one of {', '.join(samples)}", 404)
+    return JSONResponse(set_image(app, session, sample_image(name)))
+
+
+def app_samples() -> list[str]:
+    """The bundled photos offered as samples (the nuclei strip is the demo's held-out data)."""
+    from ..data import SAMPLE_IMAGES
+
+    return [n for n in SAMPLE_IMAGES if n != "nuclei"]
+
+
+async def run(request):
+    from starlette.responses import JSONResponse
+
+    app, session = state(request), session_of(request)
+    methods = parse_methods(await _json(request), app)
+    if session.image is None:
+        raise Refused("upload an image (or pick a sample) first")
+    if not session.lock.acquire(blocking=False):
+        raise Refused("a run is already going on in this page; wait for it to finish", 409)
+    try:  # the run pool: first come, first served; uploads and pages are never queued behind
+        loop = asyncio.get_running_loop()
+        results = await loop.run_in_executor(app.pool, run_methods, app, session, methods)
+    finally:
+        session.lock.release()
+    return JSONResponse({"results": results})
+
+
+async def files(request):
+    from starlette.responses import FileResponse
+
+    app = state(request)
+    sid, rest = request.path_params["sid"], request.path_params["path"]
+    session = app.sessions.get(sid)
+    if session is None or "\x00" in rest:
+        raise Refused("not found", 404)
+    root = session.folder.resolve()
+    path = (root / rest).resolve()
+    if not path.is_relative_to(root) or not path.is_file():
+        raise Refused("not found", 404)
+    return FileResponse(path)
+
+
+# -- the work behind them -----------------------------------------------------------------------
+
+
+def set_image(app: App, session: Session, array: np.ndarray) -> dict:
+    """Make ``array`` the session's image (its truth and labelling are dropped)."""
+    from ..image import to_uint8_rgb
+
+    session.image, session.truth, session.strokes = array, None, None
+    app.hold(session)
+    folder, url = session.next_folder("image")
+    io.write_image(folder.with_suffix(".png"), to_uint8_rgb(array))
+    h, w = array.shape[:2]
+    return {"width": w, "height": h, "preview": f"{url}.png"}
+
+
+def _mask_reply(array: np.ndarray) -> dict:
+    values = np.unique(array)
+    return {"mask": array.astype(int).tolist(), "values": values.tolist()}
+
+
+def parse_methods(body: Any, app: App) -> list[dict]:
+    """The run's methods from the page's JSON, checked: at most :data:`MAX_METHODS`, known
+    methods, known parameters within their bounds (the page can't lift a server limit)."""
+    if not isinstance(body, dict):
+        raise Refused('the request must be a JSON object such as {"methods": [...]}')
+    methods = body.get("methods")
+    if methods is None or methods == []:
+        methods = [{"method": "kmeans"}, {"method": "meanshift"}]
+    if not isinstance(methods, list) or not all(isinstance(m, dict) for m in methods):
+        raise Refused('methods must be a list of objects such as {"method": "kmeans"}')
+    if len(methods) > MAX_METHODS:
+        raise Refused(f"{len(methods)} methods in one run; at most {MAX_METHODS}")
+    checked = []
+    for item in methods:
+        method = item.get("method")
+        if method in PARAMETERS:
+            params = item.get("params") or {}
+            if not isinstance(params, dict):
+                raise Refused(f"params of {method} must be an object")
+            checked.append({"method": method, "params": _parameters(method, params)})
+        elif method == "checkpoint":
+            name = str(item.get("name"))
+            if name not in app.checkpoints:
+                raise Refused(f"unknown checkpoint {name!r}")
+            checked.append({"method": method, "name": name})
+        else:
+            raise Refused(f"unknown method {method!r}; expected kmeans, meanshift or checkpoint")
+    return checked
+
+
+def _parameters(method: str, params: dict) -> dict:
+    allowed = PARAMETERS[method]
+    out = {}
+    for key, value in params.items():
+        if key not in allowed:
+            raise Refused(f"{method} takes no parameter {key!r} here; it takes "
+                          f"{', '.join(allowed)}")  # fmt: skip
+        kind, *bounds = allowed[key]
+        if len(bounds) == 3 and value == bounds[2]:
+            out[key] = value
+            continue
+        try:
+            value = kind(value) if kind is str else kind(float(value))
+            if kind is int and float(params[key]) != value:
+                raise ValueError
+        except (TypeError, ValueError, OverflowError):
+            raise Refused(
+                f"{method} {key} must be a {kind.__name__}, got {params[key]!r}"
+            ) from None
+        if bounds and not (bounds[0] <= value <= bounds[1]):
+            raise Refused(f"{method} {key} must lie in {bounds[0]:g}..{bounds[1]:g}, got {value}")
+        out[key] = value
+    return out
+
+
+def run_methods(app: App, session: Session, methods: list[dict]) -> list[dict]:
+    """Segment the session's image with each method; write and describe the results."""
+    from ..compare import score
+    from ..segment import segment, segment_with_model, write_segmentation
+
+    image = session.image
+    out, url = session.next_folder()
+    results = []
+    for item in methods:
+        method = item["method"]
+        if method == "checkpoint":
+            name = item["name"]
+            model, class_map = app.model(name)
+            r = segment_with_model(image, model, class_map.names, name)
+            title = f"{name} ({app.checkpoints[name]['model']})"
+        else:
+            r = segment(image, method, **item["params"])
+            title = _NAMES[method]
+        key = re.sub(r"[^A-Za-z0-9_.-]", "_", r.method)
+        write_segmentation(out / key, image, r)
+        metrics = score(r, session.truth, None) if session.truth is not None else {}
+        results.append({
+            "method": method,
+            "title": title,
+            "seconds": round(r.seconds, 3),
+            "n_segments": r.n_segments,
+            "overlay": f"{url}/{key}/overlay.png",
+            "labels": f"{url}/{key}/{io.labels_filename(r.labels)}",
+            "metrics": io.json_safe(metrics),
+        })  # fmt: skip
+    return results
+
+
+def _defaults() -> dict:
+    """The estimators' own defaults, shown in the page (the library is the one source)."""
+    import inspect
+
+    from ..cluster import KMeansSegmenter, MeanShiftSegmenter
+
+    def of(cls, names):
+        params = inspect.signature(cls).parameters
+        return {n: params[n].default for n in names}
+
+    return {
+        "kmeans": of(KMeansSegmenter, ["n_clusters", "features", "spatial_weight"])
+        | {"min_region_size": 0},
+        "meanshift": of(
+            MeanShiftSegmenter,
+            ["spatial_bandwidth", "range_bandwidth", "kernel", "min_region_size"],
+        ),
+    }
+
+
+async def _json(request) -> Any:
+    try:
+        return json.loads(await request.body())
+    except (ValueError, UnicodeDecodeError):
+        raise Refused("the request body is not valid JSON") from None
+
+
+# -- the application -----------------------------------------------------------------------------
+
+
+class Guard:
+    """ASGI middleware: the Host check, the body-size bound and the security headers."""
+
+    def __init__(self, app, state: App) -> None:
+        self.app, self.state = app, state
+
+    async def __call__(self, scope, receive, send) -> None:
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+        headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
+        refusal = self._refusal(headers)
+        if refusal is not None:
+            return await _send_json(send, {"error": refusal[1]}, refusal[0])
+
+        async def secured(message):
+            if message["type"] == "http.response.start":
+                message.setdefault("headers", [])
+                message["headers"] = [
+                    *message["headers"],
+                    *((k.encode(), v.encode()) for k, v in SECURITY_HEADERS.items()),
+                ]
+            await send(message)
+
+        await self.app(scope, receive, secured)
+
+    def _refusal(self, headers: dict) -> tuple[int, str] | None:
+        allowed = self.state.allowed_hosts
+        host = headers.get("host", "")
+        name = host.rsplit(":", 1)[0] if not host.endswith("]") else host
+        if allowed is not None and name.lower() not in allowed:
+            return 421, (f"this app answers to {', '.join(sorted(allowed))}, not {host!r}; "
+                         "start it with --host NAME to serve another name")  # fmt: skip
+        limit = self.state.max_bytes + 1_000_000  # the file and its form fields
+        try:
+            length = int(headers.get("content-length", "0"))
+        except ValueError:
+            return 400, "the request's Content-Length is not a number"
+        if length > limit:
+            return 413, (f"the upload is {length / 1e6:.1f} MB; the limit is "
+                         f"{self.state.max_bytes / 1e6:g} MB")  # fmt: skip
+        return None
+
+
+async def _send_json(send, body: dict, status: int) -> None:
+    data = json.dumps(body).encode()
+    headers = [(b"content-type", b"application/json"), (b"content-length", str(len(data)).encode())]
+    headers += [(k.encode(), v.encode()) for k, v in SECURITY_HEADERS.items()]
+    await send({"type": "http.response.start", "status": status, "headers": headers})
+    await send({"type": "http.response.body", "body": data})
+
+
+async def _error(request, exc: Exception):
+    """One handler for every failure: a user's mistake is a 4xx with its message; a bug is a
+    500 whose message the page shows, and the server goes on."""
+    import logging
+
+    from starlette.exceptions import HTTPException
+    from starlette.responses import JSONResponse
+
+    if isinstance(exc, SessionGone):
+        return JSONResponse({"error": str(exc), "session": "gone"}, status_code=410)
+    if isinstance(exc, Refused):
+        return JSONResponse({"error": str(exc)}, status_code=exc.status)
+    if isinstance(exc, HTTPException):
+        return JSONResponse({"error": exc.detail}, status_code=exc.status_code)
+    if isinstance(exc, (ValueError, FileNotFoundError)):
+        return JSONResponse({"error": " ".join(str(exc).split())}, status_code=400)
+    logging.getLogger(__name__).error("request failed", exc_info=exc)
+    return JSONResponse(
+        {"error": f"the server failed: {type(exc).__name__}: {exc}"}, status_code=500
+    )
+
+
+def build_app(app_state: App):
+    """The Starlette application over ``app_state``; its temporary folder goes with the
+    application's lifespan (and, failing that, with the interpreter)."""
+    from starlette.applications import Starlette
+    from starlette.middleware import Middleware
+    from starlette.routing import Route
+
+    @contextlib.asynccontextmanager
+    async def lifespan(application):
+        try:
+            yield
+        finally:
+            app_state.close()
+
+    routes = [
+        Route("/", page),
+        Route("/api/session", new_session, methods=["POST"]),
+        Route("/api/config", config),
+        Route("/api/upload", upload, methods=["POST"]),
+        Route("/api/sample/{name}", sample, methods=["POST"]),
+        Route("/api/run", run, methods=["POST"]),
+        Route("/files/{sid}/{path:path}", files),
+        Route("/{name:str}", static),
+    ]
+    application = Starlette(
+        routes=routes,
+        middleware=[Middleware(Guard, state=app_state)],
+        exception_handlers={
+            ValueError: _error,
+            FileNotFoundError: _error,
+            404: _error,
+            405: _error,
+            Exception: _error,
+        },
+        lifespan=lifespan,
+    )
+    application.state.seglab = app_state
+    return application
