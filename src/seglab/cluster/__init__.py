@@ -1,5 +1,6 @@
 """Segmentation as clustering: pixels are points in feature space, segments are clusters."""
 
+from ._estimator import NotFittedError
 from .kmeans import KMeans, KMeansSegmenter, kmeans_plusplus
 from .meanshift import MeanShift, MeanShiftSegmenter, estimate_bandwidth
 from .regions import connected_regions, label_regions, merge_small_regions
@@ -9,6 +10,7 @@ __all__ = [
     "KMeansSegmenter",
     "MeanShift",
     "MeanShiftSegmenter",
+    "NotFittedError",
     "connected_regions",
     "estimate_bandwidth",
     "kmeans_plusplus",

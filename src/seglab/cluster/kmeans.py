@@ -5,7 +5,9 @@ to the mean of its points, repeat until nothing moves. It minimises the inertia
 ``sum_i sum_{x in C_i} |x - c_i|^2`` and converges, but only to a local minimum, hence the restarts
 (``n_init``) and the careful k-means++ seeding.
 
-:class:`KMeans` follows scikit-learn's estimator conventions and its Lloyd iteration exactly (same
+:class:`KMeans` is a scikit-learn estimator (``get_params``, ``clone``, ``Pipeline``,
+``GridSearchCV``, sample weights; its ``check_estimator`` passes) and follows its Lloyd iteration
+exactly (same
 stopping rule: labels unchanged, or total squared centre shift <= ``tol`` times the mean feature
 variance). By default it runs Hamerly's (2010) bounds, which return the same labels as plain Lloyd
 while skipping the distance computations that cannot change a label: after the first few
@@ -24,320 +26,52 @@ from .._checks import check_positive_int, device_name
 from ..features import pixel_features, resolve_spatial_weight
 from ..image import check_image
 from . import _kmeans_kernels as K
+from ._estimator import EstimatorMixin, as_generator, check_array, check_features
+from ._kmeans_lloyd import (
+    _assign,
+    _kmeans_plusplus,
+    _transpose,
+    check_weights,
+    kmeans_plusplus,
+    lloyd,
+    lloyd_torch,
+    lloyd_weighted,
+)
 from .regions import _split_and_merge
+
+__all__ = ["KMeans", "KMeansSegmenter", "kmeans_plusplus"]
 
 _ALGORITHMS = ("auto", "lloyd", "hamerly")
 
 
-def _as_rng(random_state: Any) -> np.random.Generator:
-    if isinstance(random_state, np.random.Generator):
-        return random_state
-    if random_state is None or isinstance(random_state, numbers.Integral):
-        return np.random.default_rng(random_state)
-    raise ValueError(
-        f"random_state must be None, an int or a numpy Generator, got {random_state!r}"
-    )
+_ALGORITHMS = ("auto", "lloyd", "hamerly")
 
 
-def _check_n_clusters(n_clusters: Any) -> int:
-    return check_positive_int(n_clusters, "n_clusters")
-
-
-def _check_data(X: Any) -> np.ndarray:
-    """X as a C-contiguous float32 (kept) or float64 (anything else numeric) 2-d array."""
-    X = np.asarray(X)
-    if X.ndim != 2:
-        raise ValueError(f"X must be a 2-d (n_samples, n_features) array, got shape {X.shape}")
-    if X.shape[0] == 0 or X.shape[1] == 0:
-        raise ValueError(f"X is empty (shape {X.shape}); expected at least one sample and feature")
-    if not (np.issubdtype(X.dtype, np.floating) or np.issubdtype(X.dtype, np.integer)):
-        raise ValueError(f"X must be numeric, got dtype {X.dtype}")
-    dtype = np.float32 if X.dtype == np.float32 else np.float64
-    return np.ascontiguousarray(X, dtype=dtype)
-
-
-def _transpose(X: np.ndarray) -> tuple[np.ndarray, float]:
-    """The (D, N) layout the kernels read, and the mean per-feature variance (one pass)."""
-    XT = np.empty(X.shape[::-1], dtype=X.dtype)
-    n_bad, variance = K.prepare(X, XT)
-    if n_bad:
-        raise ValueError(f"X contains {n_bad} NaN or infinite values; expected finite numbers")
-    return XT, float(variance)
-
-
-def kmeans_plusplus(X: np.ndarray, n_clusters: int, rng: np.random.Generator) -> np.ndarray:
-    """Greedy k-means++ seeding (Arthur & Vassilvitskii 2007, with scikit-learn's 2 + log K local
-    trials): each new centre is drawn with probability proportional to the squared distance to the
-    nearest centre so far, keeping the best of a few draws. Returns (K, D) float64 centres."""
-    X = _check_data(X)
-    return _kmeans_plusplus(X, _transpose(X)[0], n_clusters, rng)
-
-
-def _kmeans_plusplus(
-    X: np.ndarray, XT: np.ndarray, n_clusters: int, rng: np.random.Generator
-) -> np.ndarray:
-    """:func:`kmeans_plusplus` on checked data X and its transpose XT (made once per fit)."""
-    n, d = X.shape
-    centers = np.empty((n_clusters, d), dtype=np.float64)
-    n_local = 2 + int(np.log(n_clusters))
-    first = int(rng.integers(n))
-    centers[0] = X[first]
-    closest = np.empty(n)
-    K.min_sqdist_update(XT, centers[0], np.full(n, np.inf), closest)
-    trial = np.empty(n)
-    best_closest = np.empty(n)
-    for c in range(1, n_clusters):
-        cum = np.cumsum(closest)
-        if cum[-1] <= 0:  # fewer distinct points than clusters: any point will do
-            centers[c] = X[int(rng.integers(n))]
-            continue
-        cand = np.minimum(np.searchsorted(cum, rng.random(n_local) * cum[-1]), n - 1)
-        best_pot, best = np.inf, int(cand[0])
-        for ci in cand:
-            pot = K.min_sqdist_update(XT, X[ci].astype(np.float64), closest, trial)
-            if pot < best_pot:
-                best_pot, best = pot, int(ci)
-                trial, best_closest = best_closest, trial
-        closest, best_closest = best_closest, closest
-        centers[c] = X[best]
-    return centers
-
-
-def _relocate_empty(X, XT, centers_used, labels, sums, counts) -> int:
-    """Give each empty cluster the point farthest from its centre (as scikit-learn does).
-
-    Modifies labels, sums and counts in place; returns the number of clusters re-seeded.
-    """
-    empty = np.flatnonzero(counts == 0)
-    if len(empty) == 0:
-        return 0
-    d2 = K.sqdist_to_assigned(XT, centers_used, labels)
-    far = np.argsort(d2)[::-1]
-    n_done = 0
-    for idx in far:
-        if n_done == len(empty):
-            break
-        old = labels[idx]
-        if counts[old] <= 1:
-            continue
-        e = empty[n_done]
-        x = X[idx].astype(np.float64)
-        sums[old] -= x
-        counts[old] -= 1
-        sums[e] = x
-        counts[e] = 1
-        labels[idx] = e
-        n_done += 1
-    return n_done
-
-
-def _means(sums: np.ndarray, counts: np.ndarray, previous: np.ndarray) -> np.ndarray:
-    out = previous.copy()
-    nz = counts > 0
-    out[nz] = sums[nz] / counts[nz, None]
-    return out
-
-
-def _kernel_centers(XT: np.ndarray, centers: np.ndarray) -> tuple[np.ndarray, float, float]:
-    """The centres as the kernels take them: in the data's dtype, and the error terms."""
-    R, A = K.error_terms(XT.dtype, centers)
-    return centers.astype(XT.dtype), R, A
-
-
-def _assign(XT: np.ndarray, centers: np.ndarray, labels: np.ndarray, want_sums: bool = False):
-    """Nearest centre of every point, written into ``labels`` (no bounds kept); returns the
-    kernel's (sums, counts, n_changed)."""
-    cd, R, A = _kernel_centers(XT, centers)
-    no_key = np.empty(0, dtype=np.float32)
-    return K.assign(XT, cd, centers, R, A, labels, no_key, np.zeros(len(centers)), want_sums)
-
-
-def lloyd(
-    X: np.ndarray,
-    centers: np.ndarray,
-    max_iter: int,
-    tol: float,
-    algorithm: str = "hamerly",
-    *,
-    XT: np.ndarray | None = None,
-) -> dict[str, Any]:
-    """Run k-means from ``centers`` (absolute ``tol`` on the total squared centre shift).
-
-    ``XT`` is X transposed (made here when not given). Returns a dict with centers, labels,
-    inertia, n_iter and inertia_history (lloyd only).
-    """
-    X = _check_data(X)
-    if XT is None:
-        XT, _ = _transpose(X)
-    n = X.shape[0]
-    centers = np.array(centers, dtype=np.float64)
-    labels = np.full(n, -1, dtype=np.int32)
-    history: list[float] = []
-    n_iter = 0
-    if algorithm == "lloyd":
-        for _ in range(max_iter):
-            sums, counts, changed = _assign(XT, centers, labels, want_sums=True)
-            history.append(float(K.inertia(XT, centers, labels)))
-            _relocate_empty(X, XT, centers, labels, sums, counts)
-            new = _means(sums, counts, centers)
-            shift = float(((new - centers) ** 2).sum())
-            centers = new
-            n_iter += 1
-            if changed == 0 or shift <= tol:
-                break
-        _assign(XT, centers, labels)
-        return _result(centers, labels, K.inertia(XT, centers, labels), n_iter, history)
-    # Hamerly's bounds as one slack per point; decrements cumulative, per cluster
-    key = np.empty(n, dtype=np.float32)
-    decrement = np.zeros(len(centers))
-    half_sep = _half_separation(centers)
-    cd, R, A = _kernel_centers(XT, centers)
-    sums, counts, _ = K.assign(XT, cd, centers, R, A, labels, key, half_sep, True)
-    changed = n
-    while True:
-        if _relocate_empty(X, XT, centers, labels, sums, counts):
-            key[:] = -np.inf  # bounds are void: the next step recomputes every point
-        new = _means(sums, counts, centers)
-        shift = np.sqrt(((new - centers) ** 2).sum(axis=1))
-        centers = new
-        n_iter += 1
-        new_sep = _half_separation(centers)
-        drop = np.subtract(
-            half_sep, new_sep, out=np.zeros_like(half_sep), where=np.isfinite(half_sep)
-        )
-        decrement += shift + np.maximum(_largest_other(shift), np.maximum(drop, 0.0))
-        half_sep = new_sep
-        if (n_iter > 1 and changed == 0) or float((shift**2).sum()) <= tol or n_iter >= max_iter:
-            break
-        cd, R, A = _kernel_centers(XT, centers)
-        dsums, dcounts, changed = K.hamerly_step(
-            XT, cd, centers, R, A, labels, key, decrement, half_sep
-        )
-        sums += dsums
-        counts += dcounts
-    # final E-step so that the labels belong to the returned centres (exact, bounded)
-    if changed != 0:
-        cd, R, A = _kernel_centers(XT, centers)
-        K.hamerly_step(XT, cd, centers, R, A, labels, key, decrement, half_sep)
-    return _result(centers, labels, K.inertia(XT, centers, labels), n_iter, history)
-
-
-def _largest_other(values: np.ndarray) -> np.ndarray:
-    """For each index, the largest of the other values (0 when there is none)."""
-    if len(values) == 1:
-        return np.zeros(1)
-    order = np.argsort(values)
-    out = np.full(len(values), values[order[-1]])
-    out[order[-1]] = values[order[-2]]
-    return out
-
-
-def _half_separation(centers: np.ndarray) -> np.ndarray:
-    """Half the distance from each centre to its nearest other centre (Hamerly's s(j))."""
-    if len(centers) == 1:
-        return np.full(1, np.inf)
-    cc = np.sqrt(((centers[:, None, :] - centers[None, :, :]) ** 2).sum(axis=2))
-    np.fill_diagonal(cc, np.inf)
-    return 0.5 * cc.min(axis=1)
-
-
-def _result(centers, labels, inertia, n_iter, history) -> dict[str, Any]:
-    return {
-        "centers": centers,
-        "labels": labels,
-        "inertia": float(inertia),
-        "n_iter": n_iter,
-        "inertia_history": history,
-    }
-
-
-def lloyd_torch(
-    X: np.ndarray,
-    centers: np.ndarray,
-    max_iter: int,
-    tol: float,
-    device: str = "cuda",
-    chunk: int = 1 << 18,
-) -> dict[str, Any]:
-    """The same Lloyd iteration in PyTorch, for GPUs: chunked distances, never the full N x K."""
-    import torch
-
-    Xt = torch.as_tensor(X, device=device)
-    c = torch.as_tensor(centers, dtype=torch.float64, device=device)
-    n, k = Xt.shape[0], c.shape[0]
-    labels = torch.full((n,), -1, dtype=torch.int64, device=device)
-    history: list[float] = []
-    n_iter = 0
-
-    def e_step(c: torch.Tensor, want_sums: bool):
-        sums = torch.zeros_like(c)
-        counts = torch.zeros(k, dtype=torch.int64, device=device)
-        inertia = torch.zeros((), dtype=torch.float64, device=device)
-        changed = torch.zeros((), dtype=torch.int64, device=device)
-        for start in range(0, n, chunk):
-            xc = Xt[start : start + chunk].double()
-            d2 = ((xc[:, None, :] - c[None, :, :]) ** 2).sum(dim=2)
-            dmin, lab = d2.min(dim=1)
-            changed += (labels[start : start + chunk] != lab).sum()
-            labels[start : start + chunk] = lab
-            inertia += dmin.sum()
-            if want_sums:
-                sums.index_add_(0, lab, xc)
-                counts += torch.bincount(lab, minlength=k)
-        return sums, counts, float(inertia), int(changed)
-
-    for _ in range(max_iter):
-        sums, counts, inertia, changed = e_step(c, True)
-        history.append(inertia)
-        if bool((counts == 0).any()):
-            lab_np = labels.cpu().numpy().astype(np.int32)
-            s_np, c_np = sums.cpu().numpy(), counts.cpu().numpy()
-            _relocate_empty(X, _transpose(X)[0], c.cpu().numpy(), lab_np, s_np, c_np)
-            labels.copy_(torch.as_tensor(lab_np, device=device))
-            sums, counts = (
-                torch.as_tensor(s_np, device=device),
-                torch.as_tensor(c_np, device=device),
-            )
-        new = torch.where((counts > 0)[:, None], sums / counts.clamp(min=1)[:, None].double(), c)
-        shift = float(((new - c) ** 2).sum())
-        c = new
-        n_iter += 1
-        if changed == 0 or shift <= tol:
-            break
-    _, _, inertia, _ = e_step(c, False)
-    return {
-        "centers": c.cpu().numpy(),
-        "labels": labels.cpu().numpy().astype(np.int32),
-        "inertia": inertia,
-        "n_iter": n_iter,
-        "inertia_history": history,
-    }
-
-
-class KMeans:
-    """K-means clustering of an (N, D) array, with scikit-learn's parameters and attributes.
+class KMeans(EstimatorMixin):
+    """K-means clustering of an (N, D) array: a scikit-learn estimator with its parameters,
+    attributes and results (same start, same labels, centres and iteration count).
 
     Parameters
     ----------
-    n_clusters
+    n_clusters : int
         K, the number of clusters.
-    init
-        "k-means++" (default), "random" (K distinct samples) or a (K, D) array of centres.
-    n_init
-        number of restarts, the best inertia kept; "auto" is 1 for k-means++ or an array,
+    init : {"k-means++", "random"} or ndarray of shape (K, D)
+        The start: k-means++ seeding (default), K distinct samples, or given centres.
+    n_init : int or "auto"
+        Number of restarts, the best inertia kept; "auto" is 1 for k-means++ or an array,
         10 for "random" (as scikit-learn).
-    max_iter
-        iteration limit of each run.
-    tol
-        relative tolerance: stop when the total squared centre shift is <= tol times the mean
+    max_iter : int
+        Iteration limit of each run.
+    tol : float
+        Relative tolerance: stop when the total squared centre shift is <= tol times the mean
         per-feature variance of X.
-    random_state
-        seed (int), numpy Generator, or None.
-    algorithm
-        "auto" / "hamerly" (exact, with distance bounds) or "lloyd" (plain iteration,
-        records ``inertia_history_``). Both give the same labels.
-    device
-        "cpu" (compiled, multi-threaded), "cuda" (PyTorch on the GPU) or "auto".
+    random_state : None, int, numpy RandomState or Generator
+        The seeding's randomness.
+    algorithm : {"auto", "hamerly", "lloyd"}
+        "auto" / "hamerly" (exact, with distance bounds) or "lloyd" (plain iteration, records
+        ``inertia_history_``). Both give the same labels.
+    device : {"cpu", "cuda", "auto"}
+        "cpu" (compiled, multi-threaded) or a GPU through PyTorch.
 
     Attributes
     ----------
@@ -346,11 +80,13 @@ class KMeans:
     labels_ : ndarray of shape (N,)
         Each sample's cluster.
     inertia_ : float
-        Sum of squared distances of the samples to their centres (the objective).
+        Sum of (weighted) squared distances of the samples to their centres: the objective.
     n_iter_ : int
         Iterations of the best run.
+    n_features_in_ : int
+        D, the number of features seen in ``fit``.
     inertia_history_ : list of float
-        Per-iteration inertia of the best run when algorithm="lloyd" or on a GPU, else empty.
+        Per-iteration inertia of the best run (algorithm="lloyd", sample weights or a GPU).
     """
 
     def __init__(
@@ -361,7 +97,7 @@ class KMeans:
         n_init: int | str = "auto",
         max_iter: int = 300,
         tol: float = 1e-4,
-        random_state: int | np.random.Generator | None = None,
+        random_state: Any = None,
         algorithm: str = "auto",
         device: str = "cpu",
     ) -> None:
@@ -375,7 +111,7 @@ class KMeans:
         self.device = device
 
     def _check_params(self, X: np.ndarray) -> tuple[int, int, str]:
-        k = _check_n_clusters(self.n_clusters)
+        k = check_positive_int(self.n_clusters, "n_clusters")
         if isinstance(self.init, str):
             if self.init not in ("k-means++", "random"):
                 raise ValueError(
@@ -390,7 +126,7 @@ class KMeans:
                 )
             if not np.all(np.isfinite(init)):
                 raise ValueError("init array contains NaN or infinite values")
-        if self.n_init == "auto":
+        if isinstance(self.n_init, str) and self.n_init == "auto":
             n_init = 10 if isinstance(self.init, str) and self.init == "random" else 1
         elif isinstance(self.n_init, numbers.Integral) and self.n_init >= 1:
             n_init = int(self.n_init)
@@ -401,34 +137,49 @@ class KMeans:
             n_init = 1
         if not isinstance(self.max_iter, numbers.Integral) or self.max_iter < 1:
             raise ValueError(f"max_iter must be an integer >= 1, got {self.max_iter!r}")
-        if not np.isfinite(self.tol) or self.tol < 0:
+        if not isinstance(self.tol, numbers.Real) or not np.isfinite(self.tol) or self.tol < 0:
             raise ValueError(f"tol must be a finite number >= 0, got {self.tol!r}")
         if self.algorithm not in _ALGORITHMS:
             raise ValueError(f"algorithm must be one of {_ALGORITHMS}, got {self.algorithm!r}")
         return k, n_init, device_name(self.device)
 
-    def fit(self, X: Any, y: Any = None) -> KMeans:
-        """Cluster X (N, D); ``y`` is ignored (scikit-learn API)."""
-        X = _check_data(X)
+    def fit(self, X: Any, y: Any = None, sample_weight: Any = None) -> KMeans:
+        """Cluster X (N, D); ``y`` is ignored (scikit-learn API). ``sample_weight`` (N,) weighs
+        the seeding, the centres and the inertia, as scikit-learn does: an integer weight equals
+        that many copies of the row."""
+        X = check_array(X, estimator=type(self).__name__)
+        return self._fit(X, sample_weight)
+
+    def _fit(self, X: np.ndarray, sample_weight: Any = None) -> KMeans:
+        """:meth:`fit` on checked data (the segmenter's features are valid by construction)."""
         k, n_init, device = self._check_params(X)
         if k > X.shape[0]:
             raise ValueError(
                 f"n_clusters={k} is greater than the number of samples ({X.shape[0]}); "
                 "choose n_clusters <= n_samples"
             )
-        rng = _as_rng(self.random_state)
+        weight = None if sample_weight is None else check_weights(sample_weight, X.shape[0])
+        if weight is not None and np.all(weight == weight[0]):
+            weight = None  # equal weights change nothing: the fast path
+        rng = as_generator(self.random_state)
         XT, variance = _transpose(X)
+        if weight is not None:
+            mean = weight @ X / weight.sum()
+            variance = float((weight @ (X - mean) ** 2).sum() / weight.sum() / X.shape[1])
         tol = variance * float(self.tol)
         algorithm = "hamerly" if self.algorithm == "auto" else self.algorithm
         best = None
         for _ in range(n_init):
             if isinstance(self.init, str) and self.init == "k-means++":
-                centers = _kmeans_plusplus(X, XT, k, rng)
+                centers = _kmeans_plusplus(X, XT, k, rng, weight)
             elif isinstance(self.init, str):
-                centers = X[rng.choice(X.shape[0], k, replace=False)].astype(np.float64)
+                p = None if weight is None else weight / weight.sum()
+                centers = X[rng.choice(X.shape[0], k, replace=False, p=p)].astype(np.float64)
             else:
                 centers = np.array(self.init, dtype=np.float64)
-            if device == "cpu":
+            if weight is not None:
+                run = lloyd_weighted(X, weight, centers, int(self.max_iter), tol)
+            elif device == "cpu":
                 run = lloyd(X, centers, int(self.max_iter), tol, algorithm, XT=XT)
             else:
                 run = lloyd_torch(X, centers, int(self.max_iter), tol, device)
@@ -450,28 +201,29 @@ class KMeans:
         self.n_features_in_ = X.shape[1]
         return self
 
-    def _check_fitted(self) -> None:
-        if not hasattr(self, "cluster_centers_"):
-            raise ValueError("this KMeans is not fitted yet; call fit(X) first")
+    def _checked(self, X: Any) -> np.ndarray:
+        self._check_fitted()
+        X = check_array(X, estimator=type(self).__name__)
+        check_features(self, X)
+        return X
 
     def predict(self, X: Any) -> np.ndarray:
         """Index of the nearest centre for each row of X."""
-        self._check_fitted()
-        X = _check_data(X)
-        if X.shape[1] != self.n_features_in_:
-            raise ValueError(
-                f"X has {X.shape[1]} features; this KMeans was fitted on {self.n_features_in_}"
-            )
-        return self._labels_and_inertia(X)[0].astype(np.int64)
+        return self._labels_and_inertia(self._checked(X))[0].astype(np.int64)
 
-    def fit_predict(self, X: Any, y: Any = None) -> np.ndarray:
-        return self.fit(X).labels_
+    def fit_predict(self, X: Any, y: Any = None, sample_weight: Any = None) -> np.ndarray:
+        """:meth:`fit`, then the labels of X."""
+        return self.fit(X, sample_weight=sample_weight).labels_
 
-    def score(self, X: Any, y: Any = None) -> float:
-        """Opposite of the inertia of X under the fitted centres (higher is better)."""
-        self._check_fitted()
-        X = _check_data(X)
-        return -self._labels_and_inertia(X)[1]
+    def score(self, X: Any, y: Any = None, sample_weight: Any = None) -> float:
+        """Opposite of the (weighted) inertia of X under the fitted centres: higher is better."""
+        X = self._checked(X)
+        if sample_weight is None:
+            return -self._labels_and_inertia(X)[1]
+        weight = check_weights(sample_weight, X.shape[0])
+        labels = self._labels_and_inertia(X)[0]
+        d2 = ((X.astype(np.float64) - self.cluster_centers_[labels]) ** 2).sum(1)
+        return -float((weight * d2).sum())
 
     def _labels_and_inertia(self, X: np.ndarray) -> tuple[np.ndarray, float]:
         """Nearest fitted centre of each row of X, and the inertia."""
@@ -481,11 +233,8 @@ class KMeans:
         _assign(XT, centers, labels)
         return labels, float(K.inertia(XT, centers, labels))
 
-    def __repr__(self) -> str:
-        return f"KMeans(n_clusters={self.n_clusters!r}, init={self.init if isinstance(self.init, str) else 'array'!r})"
 
-
-class KMeansSegmenter:
+class KMeansSegmenter(EstimatorMixin):
     """Segment an image by k-means on per-pixel features (default: colour + position, "lab+xy").
 
     Parameters
@@ -534,7 +283,7 @@ class KMeansSegmenter:
         n_init: int | str = "auto",
         max_iter: int = 300,
         tol: float = 1e-4,
-        random_state: int | np.random.Generator | None = None,
+        random_state: Any = None,
         algorithm: str = "auto",
         device: str = "cpu",
     ) -> None:
@@ -560,9 +309,9 @@ class KMeansSegmenter:
         regions, carried = _split_and_merge(labels, self.min_region_size)
         return carried[regions].astype(np.int64), regions, int(regions.max()) + 1
 
-    def fit(self, image: Any) -> KMeansSegmenter:
-        """Cluster the pixels of ``image`` (gray, RGB or RGBA array)."""
-        k = _check_n_clusters(self.n_clusters)
+    def fit(self, image: Any, y: Any = None) -> KMeansSegmenter:
+        """Cluster the pixels of ``image`` (gray, RGB or RGBA array); ``y`` is ignored."""
+        k = check_positive_int(self.n_clusters, "n_clusters")
         check_positive_int(self.min_region_size, "min_region_size", minimum=0)
         image = check_image(image)
         self.spatial_weight_ = resolve_spatial_weight(self.spatial_weight, image.shape)
@@ -581,7 +330,8 @@ class KMeansSegmenter:
             random_state=self.random_state,
             algorithm=self.algorithm,
             device=self.device,
-        ).fit(X)
+        )._fit(X)
+        self.n_features_in_ = X.shape[1]
         labels = self.kmeans_.labels_.reshape(h, w)
         self.labels_, self.regions_, self.n_regions_ = self._postprocess(labels)
         self.cluster_centers_ = self.kmeans_.cluster_centers_
@@ -589,13 +339,13 @@ class KMeansSegmenter:
         self.n_iter_ = self.kmeans_.n_iter_
         return self
 
-    def fit_predict(self, image: Any) -> np.ndarray:
+    def fit_predict(self, image: Any, y: Any = None) -> np.ndarray:
+        """:meth:`fit`, then the image's labels."""
         return self.fit(image).labels_
 
     def predict(self, image: Any) -> np.ndarray:
         """Label another image with the fitted centres (same features and post-processing)."""
-        if not hasattr(self, "kmeans_"):
-            raise ValueError("this KMeansSegmenter is not fitted yet; call fit(image) first")
+        self._check_fitted()
         X, (h, w) = self._features(image)
         labels = self.kmeans_.predict(X).reshape(h, w)
         return self._postprocess(labels)[0]

@@ -36,6 +36,7 @@ from .._checks import check_positive_int
 from ..features import feature_layout, pixel_features
 from ..image import check_image
 from . import _meanshift_kernels as MS
+from ._estimator import EstimatorMixin, check_array, check_features
 from .regions import fuse_regions
 
 #: EDISON's threshold for joining neighbouring filtered pixels (feature units, every channel).
@@ -76,18 +77,9 @@ def _check_positive(name: str, value: Any) -> float:
     return v
 
 
-def _check_points(X: Any) -> np.ndarray:
-    X = np.asarray(X)
-    if X.ndim != 2 or X.shape[0] == 0 or X.shape[1] == 0:
-        raise ValueError(
-            f"X must be a non-empty 2-d (n_samples, n_features) array, got shape {X.shape}"
-        )
-    if not (np.issubdtype(X.dtype, np.floating) or np.issubdtype(X.dtype, np.integer)):
-        raise ValueError(f"X must be numeric, got dtype {X.dtype}")
-    X = np.ascontiguousarray(X, dtype=np.float64)
-    if not np.all(np.isfinite(X)):
-        raise ValueError("X contains NaN or infinite values")
-    return X
+def _check_points(X: Any, name: str = "X") -> np.ndarray:
+    """X as a C-contiguous float64 (N, D) array of finite numbers (scikit-learn's wording)."""
+    return np.ascontiguousarray(check_array(X, name, "MeanShift"), dtype=np.float64)
 
 
 def estimate_bandwidth(
@@ -162,7 +154,7 @@ def suppress_near_modes(points: np.ndarray, counts: np.ndarray, radius: float) -
     return pts[keep]
 
 
-class MeanShift:
+class MeanShift(EstimatorMixin):
     """Mean-shift clustering of an (N, D) array, with scikit-learn's parameters and attributes.
 
     Parameters
@@ -219,6 +211,7 @@ class MeanShift:
         self.merge_distance = merge_distance
 
     def fit(self, X: Any, y: Any = None) -> MeanShift:
+        """Find the modes of X (N, D) and each sample's mode; ``y`` is ignored."""
         X = _check_points(X)
         kernel = _check_kernel(self.kernel)
         max_iter = check_positive_int(self.max_iter, "max_iter", 1)
@@ -252,6 +245,7 @@ class MeanShift:
         self.cluster_centers_ = modes
         self.n_iter_ = int(n_iter.max())
         self.labels_ = self._assign(X)
+        self.n_features_in_ = X.shape[1]
         return self
 
     def _assign(self, X: np.ndarray) -> np.ndarray:
@@ -263,16 +257,13 @@ class MeanShift:
 
     def predict(self, X: Any) -> np.ndarray:
         """Label of the nearest mode for each row of X."""
-        if not hasattr(self, "cluster_centers_"):
-            raise ValueError("this MeanShift is not fitted yet; call fit(X) first")
+        self._check_fitted()
         X = _check_points(X)
-        if X.shape[1] != self.cluster_centers_.shape[1]:
-            raise ValueError(
-                f"X has {X.shape[1]} features; the model was fitted on {self.cluster_centers_.shape[1]}"
-            )
+        check_features(self, X)
         return self._assign(X)
 
     def fit_predict(self, X: Any, y: Any = None) -> np.ndarray:
+        """:meth:`fit`, then the labels of X."""
         return self.fit(X).labels_
 
 
@@ -311,7 +302,7 @@ def mean_shift_paths(
     return paths
 
 
-class MeanShiftSegmenter:
+class MeanShiftSegmenter(EstimatorMixin):
     """Mean-shift segmentation in the joint spatial-range domain (Comaniciu & Meer 2002; EDISON).
 
     Every pixel starts a window at (x, y, colour) and climbs to a mode of the joint density with the
@@ -415,8 +406,8 @@ class MeanShiftSegmenter:
             scale[:] = _check_positive("range_bandwidth", self.range_bandwidth)
         return scale
 
-    def fit(self, image: Any) -> MeanShiftSegmenter:
-        """Segment ``image`` (gray, RGB or RGBA array)."""
+    def fit(self, image: Any, y: Any = None) -> MeanShiftSegmenter:
+        """Segment ``image`` (gray, RGB or RGBA array); ``y`` is ignored."""
         image = check_image(image)
         hs = _check_positive("spatial_bandwidth", self.spatial_bandwidth)
         kernel = _check_kernel(self.kernel)
@@ -498,9 +489,11 @@ class MeanShiftSegmenter:
         self.mean_iter_ = float(n_iter.mean())
         self.spatial_bandwidth_ = hs
         self.range_scale_ = scale
+        self.n_features_in_ = 2 + nc  # position and the range features
         return self
 
-    def fit_predict(self, image: Any) -> np.ndarray:
+    def fit_predict(self, image: Any, y: Any = None) -> np.ndarray:
+        """:meth:`fit`, then the image's region labels."""
         return self.fit(image).labels_
 
     @property
