@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -61,6 +62,12 @@ def _truth_for(folder: Path | None, stem: str, shape: tuple[int, int], what: str
         return None
     path = folder / f"{stem}.png"
     if not path.is_file():
+        others = sorted(p.name for p in folder.glob(f"{stem}.*") if p.is_file())
+        if others:
+            raise ValueError(
+                f"{what} for {stem} must be {path.name} (a PNG of one id per pixel); found "
+                f"{', '.join(others)}: convert it to PNG"
+            )
         return None
     h, w = io.image_size(path)
     if (h, w) != tuple(shape):
@@ -83,6 +90,11 @@ def _load_checkpoints(checkpoints: Mapping[str, str] | Sequence[str] | None, dev
     for name, path in items:
         if name is None:
             name = load_checkpoint(path)["config"]["model"]["name"]
+        if not re.fullmatch(r"[A-Za-z0-9_][A-Za-z0-9_.+-]{0,63}", str(name)):
+            raise ValueError(
+                f"checkpoint name {name!r} is not a plain name (it names a result folder): use "
+                "letters, digits, '_', '.', '+' and '-', as in --checkpoint unet=runs/u/best.pt"
+            )
         if name in models or name in CLUSTERING:
             raise ValueError(f"two methods are named {name!r}; name them with NAME=PATH")
         model, class_map = load_model(path, device)
@@ -142,6 +154,12 @@ def compare(
     from .batch import find_images, run_batch
     from .models.sliding import PatchClassifier
 
+    if isinstance(methods, str):
+        methods = [m.strip() for m in methods.split(",") if m.strip()]
+    if not methods and not checkpoints:
+        raise ValueError(
+            f"no method to compare: give --methods ({', '.join(CLUSTERING)}) or --checkpoint"
+        )
     unknown = [m for m in methods if m not in CLUSTERING]
     if unknown:
         raise ValueError(
@@ -185,7 +203,7 @@ def compare(
                     "kind": r.kind,
                     "seconds": round(r.seconds, 4),
                     "n_segments": r.n_segments,
-                    "metrics": metrics,
+                    "metrics": io.json_safe(metrics),  # NaN (nothing to score) -> None
                 }
             )
 

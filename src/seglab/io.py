@@ -260,6 +260,28 @@ def describe_os_error(exc: OSError) -> str:
     return f"{what}{where}{advice}"
 
 
+def check_writable(out: str | os.PathLike, what: str = "results") -> Path:
+    """Fail now, not after the work, when the folder ``out`` cannot be written: a file in its
+    place or on its path, a read-only file system, no permission. Creates it (and removes it
+    again if the check fails)."""
+    import shutil
+
+    out = Path(out)
+    if out.exists() and not out.is_dir():
+        raise ValueError(f"--out {out} is a file; {what} go into a folder: choose another --out")
+    created = [p for p in (out, *out.parents) if not p.exists()]
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        fd, probe = tempfile.mkstemp(prefix=f".probe.seglab-{owner_tag()}.", dir=out)
+        os.close(fd)
+        os.unlink(probe)
+    except OSError as exc:
+        if created:
+            shutil.rmtree(created[-1], ignore_errors=True)
+        raise ValueError(f"cannot write {what} into {out}: {describe_os_error(exc)}") from None
+    return out
+
+
 def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> Path:
     """Write ``data`` to ``path`` through a temporary file and a rename."""
     return atomic_write(path, lambda f: f.write(data))
@@ -269,6 +291,11 @@ def _umask() -> int:
     mask = os.umask(0o022)
     os.umask(mask)
     return mask
+
+
+def file_mode() -> int:
+    """The permissions ``open()`` gives a new file: 0666 less the user's umask."""
+    return 0o666 & ~_umask()
 
 
 def owner_tag() -> str:
@@ -334,7 +361,7 @@ def atomic_write(path: str | os.PathLike, writer: Callable[[Any], object]) -> Pa
         prefix=f".{path.name}.seglab-{owner_tag()}.", suffix=".tmp", dir=path.parent
     )
     try:
-        os.fchmod(fd, 0o666 & ~_umask())
+        os.fchmod(fd, file_mode())
         with os.fdopen(fd, "wb") as f:
             writer(f)
             f.flush()

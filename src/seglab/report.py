@@ -61,6 +61,10 @@ _NAMES = {
 }
 
 
+def _finite(value) -> bool:
+    return isinstance(value, (int, float)) and bool(np.isfinite(value))
+
+
 def _mean_rows(results: list[dict], methods: Sequence[str]) -> list[dict]:
     """Per method: mean seconds, segments and metrics over the images."""
     rows = []
@@ -69,7 +73,7 @@ def _mean_rows(results: list[dict], methods: Sequence[str]) -> list[dict]:
         row: dict = {"method": m, "seconds": float(np.mean([r["seconds"] for r in mine]))}
         row["n_segments"] = float(np.mean([r["n_segments"] for r in mine]))
         for key in _SHOWN:
-            values = [r["metrics"][key] for r in mine if r["metrics"].get(key) is not None]
+            values = [r["metrics"][key] for r in mine if _finite(r["metrics"].get(key))]
             if values:
                 row[key] = float(np.mean(values))
         rows.append(row)

@@ -142,18 +142,28 @@ class CocoInstances(_InstanceDataset):
                 continue
             self.annotations[int(ann["image_id"])].append(ann)
         used = {int(a["category_id"]) for anns in self.annotations.values() for a in anns}
-        if contiguous is None:  # label 0 is the background: a used category 0 needs a mapping
-            contiguous = 0 in used
-            if contiguous:
+        top = max(cats, default=0)
+        # labels are ids unless that cannot work: id 0 is the background, 255 the ignore index,
+        # and ids far beyond the number of categories would size every class table by the id
+        why = (
+            "category id 0 is used, but label 0 is the background"
+            if 0 in used
+            else f"category id {top} is not below 255, the ignore index"
+            if top >= 255
+            else None
+        )
+        if contiguous is None:
+            contiguous = why is not None or top > 4 * len(cats) + 16
+            if why is not None:
                 warnings.warn(
-                    f"{path}: category id 0 is used, but label 0 is the background; labels are "
-                    "mapped to 1..K in category-id order (class_map.ids maps them back)",
+                    f"{path}: {why}; labels are mapped to 1..K in category-id order "
+                    "(class_map.ids maps them back)",
                     stacklevel=2,
                 )
-        elif not contiguous and 0 in used:
+        elif not contiguous and why is not None:
             raise ValueError(
-                f"{path}: category id 0 is used by annotations, but label 0 is the background; "
-                "pass contiguous=True (data.contiguous_labels: true) to map ids to 1..K"
+                f"{path}: {why}; pass contiguous=True (data.contiguous_labels: true) to map the "
+                "ids to 1..K"
             )
         if contiguous:  # declared categories, less an unused id 0 (labelme's _background_)
             kept = sorted(c for c in cats if c != 0 or 0 in used)

@@ -80,6 +80,7 @@ def evaluate(
     matplotlib.use("Agg", force=False)
     import matplotlib.pyplot as plt
 
+    io.check_writable(out, "the evaluation")
     ckpt = load_checkpoint(checkpoint)
     cfg = ckpt["config"]
     if data_root is not None:

@@ -39,7 +39,7 @@ from ..data import PatchDataset, make_dataset
 from ..data.instances import instance_collate
 from ..io import (
     atomic_write_bytes,
-    describe_os_error,
+    check_writable,
     owner_tag,
     remove_stale_temporaries,
     stale_temporaries,
@@ -172,23 +172,7 @@ def prepare_run_folder(out: Path, cfg: dict, resume: bool, overwrite: bool) -> N
             f"{out} already holds a training run ({', '.join(existing)}); pass --resume to "
             "continue it, --overwrite to replace it, or choose another --out"
         )
-    check_writable(out)
-
-
-def check_writable(out: Path) -> None:
-    """Fail now, not after an epoch, when ``out`` cannot be written (read-only, a file, ...)."""
-    if out.exists() and not out.is_dir():
-        raise ValueError(f"--out {out} is a file; training writes a folder: choose another --out")
-    created = not out.exists()
-    try:
-        out.mkdir(parents=True, exist_ok=True)
-        fd, probe = tempfile.mkstemp(prefix=f".probe.seglab-{owner_tag()}.", dir=out)
-        os.close(fd)
-        os.unlink(probe)
-    except OSError as exc:
-        if created:
-            shutil.rmtree(out, ignore_errors=True)
-        raise ValueError(f"cannot write the run into {out}: {describe_os_error(exc)}") from None
+    check_writable(out, "the run")
 
 
 def _set_aside_old_run(out: Path) -> Path | None:
@@ -525,7 +509,6 @@ def _tensorboard(setting: bool | str, out: Path):
 def _distributed(device: torch.device) -> tuple[int, int, torch.device, bool]:
     """(world size, rank, this process's device, whether we started the process group). Under
     ``torchrun`` (WORLD_SIZE > 1) the group is started with NCCL on GPUs, gloo on CPUs."""
-    import os
 
     world = int(os.environ.get("WORLD_SIZE", "1"))
     if world == 1:

@@ -78,6 +78,9 @@ def export_checkpoint(
     path = Path(path)
     if path.is_dir():
         raise ValueError(f"{path} is a folder; give the .onnx file to write")
+    for parent in path.parents:
+        if parent.exists() and not parent.is_dir():
+            raise ValueError(f"--out {path}: {parent} is a file, not a folder")
     for target in (path, path.with_suffix(".json")):
         if target.exists() and not overwrite:
             raise ValueError(f"{target} exists; pass --overwrite to replace it, or another --out")
@@ -113,8 +116,11 @@ def _export_checked(path: Path, write: Callable, compare: Callable | None, sizes
     into place: a failed export or check leaves nothing behind."""
     import warnings
 
+    from ..io import file_mode
+
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".onnx", dir=path.parent)
+    os.fchmod(fd, file_mode())  # mkstemp's 0600 is not what the user's umask asks for
     os.close(fd)
     report: dict = {"path": str(path), "sizes": [list(s) for s in sizes], "max_abs_diff": []}
     try:
@@ -130,6 +136,7 @@ def _export_checked(path: Path, write: Callable, compare: Callable | None, sizes
                     f"onnxruntime and PyTorch differ by up to {max(report['max_abs_diff']):.3g} "
                     f"(> {atol}) on sizes {sizes}"
                 )
+        os.chmod(tmp, file_mode())  # the exporter may have written a new file
         os.replace(tmp, path)
         tmp = None
     finally:
