@@ -41,6 +41,9 @@ METRIC_NOTES = {
     "both put together or both apart (the probabilistic Rand index with one truth).",
     "variation_of_information": "Variation of information H(truth | result) + H(result | "
     "truth) in bits (0 = same partition; lower is better), as scikit-image computes it.",
+    "seconds": "The segmentation alone, warm: compiling a method's kernels on its first call "
+    "in a process is done before the clock starts (a run on a tiny image) and reported apart as "
+    "compile_seconds in results.json; reading and writing files are not counted.",
     "no truth pixels": "A truth whose every pixel is 255 gives no score (null), never a "
     "perfect one.",
     "pixel_accuracy": "Methods that predict classes: fraction of pixels whose class is right.",
@@ -202,6 +205,7 @@ def compare(
                     "method": r.method,
                     "kind": r.kind,
                     "seconds": round(r.seconds, 4),
+                    "compile_seconds": round(r.compile_seconds, 4),
                     "n_segments": r.n_segments,
                     "metrics": io.json_safe(metrics),  # NaN (nothing to score) -> None
                 }
