@@ -4,7 +4,7 @@ import json
 
 import numpy as np
 import pytest
-from conftest import QUICKSTART
+from conftest import QUICKSTART, shapes_image
 from PIL import Image
 
 from seglab.cli import main
@@ -17,7 +17,7 @@ from seglab.metrics import (
     boundary_f1_nearest,
     variation_of_information,
 )
-from seglab.segment import Segmentation
+from seglab.segment import Segmentation, segment
 
 
 def test_partition_metrics_match_scikit_learn_and_scikit_image():
@@ -162,3 +162,17 @@ def test_report_in_a_real_browser(scenes, tmp_path, browser):
     page.screenshot(path=str(tmp_path / "report.png"), full_page=True)
     assert (tmp_path / "report.png").stat().st_size > 10_000
     page.close()
+
+
+def test_reported_seconds_leave_compiling_out():
+    import seglab.segment as seg_module
+
+    image = shapes_image(seed=5)
+    seg_module._WARM.clear()
+    first = segment(image, "kmeans", n_clusters=3)
+    second = segment(image, "kmeans", n_clusters=3)
+    assert first.compile_seconds > 0 and second.compile_seconds == 0.0  # warmed up once
+    assert np.array_equal(first.labels, second.labels)
+    from seglab.segment import summary
+
+    assert summary(first, image, None)["compile_seconds"] == round(first.compile_seconds, 4)
