@@ -46,6 +46,13 @@ class Predictor:
         self.device = resolve_device(device)
         self.options = options
         self.instance = False
+        self.strokes = None
+        if str(checkpoint).lower().endswith(".npz"):  # a segmenter trained on strokes
+            from ..interactive import StrokeSegmenter
+
+            self.strokes = StrokeSegmenter.load(checkpoint)
+            self.names = ["unlabelled", *self.strokes.class_names]
+            return
         if str(checkpoint).lower().endswith(".onnx"):  # an exported model: onnxruntime runs it
             from ..inference import load_onnx
 
@@ -74,7 +81,37 @@ class Predictor:
         """Segment the image at ``path`` and write its results into ``folder``."""
         if self.instance:
             return _write_instances(self, path, folder, image_id)
+        if self.strokes is not None:
+            return _write_stroke_labels(self, path, folder)
         return _write_labels(self, path, folder)
+
+
+def _write_stroke_labels(p: Predictor, path: Path, folder: Path) -> dict:
+    """labels.png (class ids 1..C), overlay.png, uncertainty.png and summary.json of a
+    segmenter trained on strokes (:mod:`seglab.interactive`)."""
+    image = io.read_image(path, max_pixels=p.options.get("max_pixels"))
+    t0 = time.perf_counter()
+    proba = p.strokes.predict_proba(image)
+    labels = proba.argmax(axis=2) + 1
+    seconds = time.perf_counter() - t0
+    io.write_labels(folder / "labels.png", labels)
+    io.write_image(folder / "overlay.png", viz.overlay(image, labels, 0.5))
+    uncertainty = np.round(
+        (1 - proba.max(axis=2)) * 255 * proba.shape[2] / max(proba.shape[2] - 1, 1)
+    )
+    io.write_image(folder / "uncertainty.png", np.clip(uncertainty, 0, 255).astype(np.uint8))
+    counts = np.bincount(labels.ravel(), minlength=len(p.names))
+    summary = {
+        "image": str(path),
+        "height": int(labels.shape[0]),
+        "width": int(labels.shape[1]),
+        "classes": p.names,
+        "pixels_per_class": counts.tolist(),
+        "labels": "labels.png",
+        "seconds": round(seconds, 3),
+    }
+    io.write_json(folder / "summary.json", summary)
+    return summary
 
 
 def _write_labels(p: Predictor, path: Path, folder: Path) -> dict:
@@ -199,7 +236,8 @@ def predict(
     Parameters
     ----------
     checkpoint : path
-        A seglab checkpoint, or an ``.onnx`` file from ``seglab export``.
+        A seglab checkpoint, an ``.onnx`` file from ``seglab export``, or an ``.npz``
+        segmenter trained on strokes (:func:`seglab.interactive.fit_strokes`, the app).
     images : iterable of paths or patterns
         See :func:`seglab.batch.find_images`.
     out : path
