@@ -325,7 +325,7 @@ def labels_to_coco(
     h, w = labels.shape
     annotations = []
     for cid in range(1, len(class_names) + 1):
-        parts, n = ndimage.label(labels == cid)
+        parts, _ = ndimage.label(labels == cid)
         for i, box in enumerate(ndimage.find_objects(parts), start=1):
             mask = parts == i
             y0, y1, x0, x1 = box[0].start, box[0].stop, box[1].start, box[1].stop
