@@ -325,3 +325,84 @@ def test_app_port_out_of_range_is_one_line(capsys):
     assert main(["app", "--port", "99999"]) == 2
     err = capsys.readouterr().err
     assert "65536" in err and "Traceback" not in err
+
+
+def _until(page, expression: str, seconds: float = 30) -> None:
+    """Poll a page expression (the page's CSP forbids wait_for_function's eval)."""
+    for _ in range(int(seconds * 20)):
+        if page.evaluate(expression):
+            return
+        time.sleep(0.05)
+    raise AssertionError(f"never true: {expression}; the page says {page.inner_text('#error')!r}")
+
+
+def test_labelling_in_a_real_browser(server, browser, tmp_path):
+    """Strokes drawn with the mouse label pixels, Train shows a prediction, the downloads are
+    the library's own results (the app and scripts share one implementation)."""
+    from seglab.interactive import StrokeSegmenter, fit_strokes
+
+    base, _ = server
+    image = np.array(Image.fromarray(shapes_image()).resize((256, 192), Image.NEAREST))
+    photo = tmp_path / "shapes.png"
+    Image.fromarray(image).save(photo)
+    page = open_page(browser, base + "/")
+    page.set_input_files("#upload input", str(photo))
+    page.wait_for_selector("#canvas")
+    _until(page, "document.getElementById('canvas').width === 256")
+    box = page.locator("#canvas").bounding_box()
+
+    def stroke(points):
+        sx, sy = box["width"] / 256, box["height"] / 192
+        page.mouse.move(box["x"] + points[0][0] * sx, box["y"] + points[0][1] * sy)
+        page.mouse.down()
+        for x, y in points[1:]:
+            page.mouse.move(box["x"] + x * sx, box["y"] + y * sy, steps=5)
+        page.mouse.up()
+
+    page.click("#class-1")  # background: the green field and the blue disc
+    stroke([(10, 10), (240, 12)])
+    stroke([(20, 170), (120, 170)])
+    stroke([(165, 120), (200, 120)])
+    page.click("#class-2")  # the red square
+    box = page.locator("#canvas").bounding_box()
+    stroke([(50, 50), (95, 60)])
+    strokes = np.array(page.evaluate("Array.from(L.labels)"), np.int64).reshape(192, 256)
+    assert (strokes == 1).sum() > 200 and (strokes == 2).sum() > 50  # the mouse painted pixels
+    assert np.all(strokes[40:90, 40:105][strokes[40:90, 40:105] > 0] == 2)
+    page.click("#train")
+    page.wait_for_selector("#results [data-method=strokes-prediction] img", timeout=120_000)
+    page.wait_for_load_state("networkidle")
+    assert broken_images(page) == [] and page.console_errors == [] and page.outside == []
+    page.screenshot(path=str(tmp_path / "labelling.png"), full_page=True)
+    links = dict(page.locator("#results [data-method=strokes-prediction] a[download]").evaluate_all(
+        "els => els.map(e => [e.getAttribute('download'), e.href])"))  # fmt: skip
+    expected = fit_strokes(image, strokes, class_names=["background", "object"]).predict(image)
+    assert np.array_equal(_labels(links["labels.png"]), expected)
+    with urllib.request.urlopen(links["segmenter.npz"], timeout=30) as r:
+        (tmp_path / "seg.npz").write_bytes(r.read())
+    assert np.array_equal(StrokeSegmenter.load(tmp_path / "seg.npz").predict(image), expected)
+    with urllib.request.urlopen(links["coco.json"], timeout=30) as r:
+        coco = json.loads(r.read())
+    assert {c["name"] for c in coco["categories"]} == {"background", "object"}
+    assert sum(a["area"] for a in coco["annotations"]) == 256 * 192
+    square = np.zeros((192, 256), bool)
+    square[32:96, 32:112] = True  # the red square, 4x
+    iou = (square & (expected == 2)).sum() / (square | (expected == 2)).sum()
+    assert iou > 0.9
+    # undo removes the last stroke; the fill tool labels a whole segment in one click
+    page.click("#undo")
+    assert np.array(page.evaluate("Array.from(L.labels)")).reshape(192, 256)[55, 70] == 0
+    before = int(page.evaluate("L.labels.filter(v => v === 2).length"))
+    page.check("input[value=fill-kmeans]")
+    page.evaluate("window.scrollTo(0, 0)")  # clicking Train scrolled the page down
+    box = page.locator("#canvas").bounding_box()
+    sx, sy = box["width"] / 256, box["height"] / 192
+    page.mouse.click(box["x"] + 70 * sx, box["y"] + 60 * sy)
+    _until(
+        page,
+        f"L.labels[60 * 256 + 70] === 2 && L.labels.filter(v => v === 2).length > {before + 100}",
+        120,
+    )
+    filled = np.array(page.evaluate("Array.from(L.labels)")).reshape(192, 256) == 2
+    assert not filled[~square].any()  # one segment of the square, nothing outside it
+    page.close()

@@ -199,6 +199,7 @@ def set_image(app: App, session: Session, array: np.ndarray) -> dict:
     from ..image import to_uint8_rgb
 
     session.image, session.truth, session.strokes = array, None, None
+    session.segments = {}
     app.hold(session)
     folder, url = session.next_folder("image")
     io.write_image(folder.with_suffix(".png"), to_uint8_rgb(array))
@@ -207,8 +208,18 @@ def set_image(app: App, session: Session, array: np.ndarray) -> dict:
 
 
 def _mask_reply(array: np.ndarray) -> dict:
-    values = np.unique(array)
-    return {"mask": array.astype(int).tolist(), "values": values.tolist()}
+    """A mask to correct in the page: its class ids (0 = unlabelled, 1..10) as base64 bytes."""
+    import base64
+
+    from .labelling import MAX_CLASSES
+
+    top = int(array.max(initial=0))
+    if array.min(initial=0) < 0 or top > MAX_CLASSES:
+        raise Refused(f"the mask holds the value {top}; the page labels classes 1..{MAX_CLASSES} "
+                      "(0 = unlabelled)")  # fmt: skip
+    data = base64.b64encode(array.astype(np.uint8).tobytes()).decode("ascii")
+    return {"width": int(array.shape[1]), "height": int(array.shape[0]), "classes": top,
+            "data": data}  # fmt: skip
 
 
 def parse_methods(body: Any, app: App) -> list[dict]:
@@ -409,6 +420,8 @@ def build_app(app_state: App):
     from starlette.middleware import Middleware
     from starlette.routing import Route
 
+    from . import labelling
+
     @contextlib.asynccontextmanager
     async def lifespan(application):
         try:
@@ -423,6 +436,7 @@ def build_app(app_state: App):
         Route("/api/upload", upload, methods=["POST"]),
         Route("/api/sample/{name}", sample, methods=["POST"]),
         Route("/api/run", run, methods=["POST"]),
+        *labelling.routes(),
         Route("/files/{sid}/{path:path}", files),
         Route("/{name:str}", static),
     ]

@@ -56,6 +56,7 @@ class Session:
         self.image: np.ndarray | None = None
         self.truth: np.ndarray | None = None
         self.strokes: Any = None  # the labelling tool's trained segmenter, if any
+        self.segments: dict[str, np.ndarray] = {}  # the fill tool's segment ids, per method
         self.runs = 0
         self.lock = threading.Lock()
         self.last_used = time.monotonic()

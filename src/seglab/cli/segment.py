@@ -105,7 +105,8 @@ def add_parsers(sub) -> None:
     c.add_output(cp, "seglab-compare")
     cp.set_defaults(run=run_compare)
     b = c.command(sub, "bsds", "the Berkeley segmentation benchmark: ODS/OIS of a parameter sweep",
-                  "Segments every image of a BSDS-layout folder (images/, groundTruth/*.mat) at "
+                  "Segments every image of a folder in the BSDS layout (images/ and groundTruth/ with "
+                  ".mat files) at "
                   "each value of one parameter and reports boundary F, covering, PRI and VI at "
                   "ODS and OIS, as the papers' tables; writes OUT/results.json and sweep.png.",
                   "examples:\n  seglab bsds BSR/BSDS500/data --split test --method meanshift "
