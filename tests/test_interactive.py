@@ -114,3 +114,21 @@ def test_masks_export_as_coco_that_pycocotools_reads():
 def test_filter_bank_treats_gray_as_rgb():
     gray = shapes_image()[:, :, 0]
     assert filter_bank(gray).shape == filter_bank(np.dstack([gray] * 3)).shape
+
+
+def test_simulated_strokes_stay_inside_their_class_and_budget_and_corrections_help():
+    from seglab.data import synthetic_scene
+    from seglab.interactive import corrective_strokes, simulate_strokes
+
+    image, classes = synthetic_scene((160, 160), seed=1)
+    truth = (classes > 0).astype(np.int64) + 1
+    strokes = simulate_strokes(truth, 0.01)
+    painted = strokes > 0
+    assert painted.mean() <= 0.01 and set(np.unique(strokes[painted])) == {1, 2}
+    assert np.all(strokes[painted] == truth[painted])  # every stroke inside its own class
+    pred = fit_strokes(image, strokes).predict(image)
+    more = corrective_strokes(truth, pred, strokes, 0.005)
+    assert np.all(more[painted] == strokes[painted]) and (more > 0).mean() <= 0.015
+    new = (more > 0) & ~painted
+    assert new.any() and np.all(pred[new] != truth[new])  # only where the prediction was wrong
+    assert np.all(more[new] == truth[new])  # with the true class

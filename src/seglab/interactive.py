@@ -349,3 +349,108 @@ def _rle(mask: np.ndarray) -> list[int]:
     bounds = np.concatenate([[0], change, [flat.size]])
     runs = np.diff(bounds).tolist()
     return runs if not flat[0] else [0, *runs]
+
+
+def simulate_strokes(
+    truth: np.ndarray,
+    budget: float = 0.01,
+    *,
+    length: int = 25,
+    width: int = 3,
+    margin: int = 4,
+    random_state: int = 0,
+) -> np.ndarray:
+    """Strokes a user might paint, drawn from a truth (class ids 1..C): short straight strokes
+    (``length`` pixels, ``width`` wide) well inside each class (at least ``margin`` pixels from
+    its edge), about the same number per class, until ``budget`` (a fraction of the pixels) is
+    spent. For benchmarks and examples: the label budget is what a person would spend."""
+    from scipy import ndimage
+
+    truth = np.asarray(truth)
+    rng = np.random.default_rng(random_state)
+    strokes = np.zeros(truth.shape, np.int64)
+    classes = [int(c) for c in np.unique(truth) if c > 0]
+    limit = budget * truth.size
+    inside = {
+        c: np.argwhere(ndimage.binary_erosion(truth == c, iterations=margin)) for c in classes
+    }
+    for c in classes:  # small classes: no erosion rather than no stroke
+        if not len(inside[c]):
+            inside[c] = np.argwhere(truth == c)
+    full: set[int] = set()  # classes whose next stroke would pass the budget
+    for _ in range(10_000):
+        progress = False
+        for c in classes:
+            if c in full or not len(inside[c]):
+                continue
+            trial = strokes.copy()
+            _stroke(trial, truth, c, inside[c][rng.integers(len(inside[c]))], rng, length, width)
+            if (trial > 0).sum() > limit:  # the budget is a promise: never past it
+                full.add(c)
+                continue
+            strokes = trial
+            progress = True
+        if not progress:
+            break
+    return strokes
+
+
+def _stroke(strokes, truth, c, start, rng, length, width) -> None:
+    """A straight stroke from ``start`` in a random direction, stopping at the class's edge."""
+    angle = rng.uniform(0, np.pi)
+    dy, dx = np.sin(angle), np.cos(angle)
+    h, w = truth.shape
+    r = width // 2
+    for t in range(length):
+        y, x = int(round(start[0] + t * dy)), int(round(start[1] + t * dx))
+        if not (0 <= y < h and 0 <= x < w) or truth[y, x] != c:
+            break
+        y0, y1, x0, x1 = max(0, y - r), min(h, y + r + 1), max(0, x - r), min(w, x + r + 1)
+        patch = truth[y0:y1, x0:x1] == c
+        strokes[y0:y1, x0:x1][patch] = c
+
+
+def corrective_strokes(
+    truth: np.ndarray,
+    pred: np.ndarray,
+    strokes: np.ndarray,
+    budget: float = 0.005,
+    *,
+    length: int = 25,
+    width: int = 3,
+    random_state: int = 0,
+) -> np.ndarray:
+    """The strokes a user adds after seeing ``pred``: in the largest wrongly predicted regions
+    first, each stroke of the true class through the region's interior (slivers along edges,
+    where no one paints, are left), until ``budget`` (a fraction of the pixels) more is spent.
+    Returns the new strokes (old ones kept)."""
+    from scipy import ndimage
+
+    rng = np.random.default_rng(random_state)
+    strokes = np.array(strokes, np.int64, copy=True)
+    wrong = (pred != truth) & (truth > 0)
+    parts, n = ndimage.label(wrong)
+    if not n:
+        return strokes
+    sizes = np.bincount(parts.ravel())[1:]
+    limit = (strokes > 0).sum() + budget * truth.size
+    for index in np.argsort(sizes)[::-1]:
+        region = parts == index + 1
+        core = ndimage.binary_erosion(region, iterations=2)
+        if not core.any():
+            core = ndimage.binary_erosion(region, iterations=1)
+        if not core.any():  # a sliver along an edge: no one paints there, it teaches nothing
+            continue
+        where = np.argwhere(core)
+        for _ in range(max(1, min(4, int(sizes[index]) // 400))):
+            if (strokes > 0).sum() >= limit:
+                return strokes
+            y, x = where[rng.integers(len(where))]
+            trial = strokes.copy()
+            _stroke(
+                trial, np.where(region, truth, -1), int(truth[y, x]), (y, x), rng, length, width
+            )
+            if (trial > 0).sum() > limit:
+                return strokes
+            strokes = trial
+    return strokes
