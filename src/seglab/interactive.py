@@ -402,7 +402,7 @@ def _stroke(strokes, truth, c, start, rng, length, width) -> None:
     h, w = truth.shape
     r = width // 2
     for t in range(length):
-        y, x = int(round(start[0] + t * dy)), int(round(start[1] + t * dx))
+        y, x = round(float(start[0]) + t * dy), round(float(start[1]) + t * dx)
         if not (0 <= y < h and 0 <= x < w) or truth[y, x] != c:
             break
         y0, y1, x0, x1 = max(0, y - r), min(h, y + r + 1), max(0, x - r), min(w, x + r + 1)
