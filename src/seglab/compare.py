@@ -56,7 +56,6 @@ METRIC_NOTES = {
     "f1_50": "With instance truth: instance F1 at IoU 0.5 (each true object matched to at most "
     "one found object with IoU > 0.5).",
 }
-LOWER_IS_BETTER = {"variation_of_information", "seconds", "n_segments"}
 
 
 def _truth_for(folder: Path | None, stem: str, shape: tuple[int, int], what: str):

@@ -61,6 +61,10 @@ _NAMES = {
 }
 
 
+#: Columns where less is better (the best of each column is marked in the table).
+LOWER_IS_BETTER = {"variation_of_information", "seconds", "n_segments"}
+
+
 def _finite(value) -> bool:
     return isinstance(value, (int, float)) and bool(np.isfinite(value))
 
@@ -81,8 +85,6 @@ def _mean_rows(results: list[dict], methods: Sequence[str]) -> list[dict]:
 
 
 def _table(rows: list[dict], columns: list[str]) -> str:
-    from .compare import LOWER_IS_BETTER
-
     best = {}
     for c in columns:
         values = [r[c] for r in rows if c in r]

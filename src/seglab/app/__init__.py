@@ -4,7 +4,7 @@ Needs the ``app`` extra (``pip install "seglab[app]"``: Starlette and uvicorn). 
 :mod:`seglab.app.server`, the endpoints in :mod:`seglab.app.routes`.
 """
 
-from .routes import build_app
-from .server import App, find_checkpoints, serve
+from .application import build_app, serve
+from .server import App, find_checkpoints
 
 __all__ = ["App", "build_app", "find_checkpoints", "serve"]

@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 
 from .. import io
-from .routes import Refused, session_of, state
+from ._http import Refused, session_of, state
 from .server import App, Session
 
 #: The most classes the page offers.

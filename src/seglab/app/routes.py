@@ -1,16 +1,13 @@
-"""The app's HTTP interface: one function per endpoint, one error handler, one guard.
+"""The app's endpoints: the page, sessions, uploads, samples and runs, one function each.
 
 Every answer is JSON (but the page, its two static files and result files); every refusal is a
-4xx with ``{"error": message}`` in words the page shows as they are. :class:`Guard` checks the
-``Host`` header (a page on another site that resolves its name to 127.0.0.1, "DNS rebinding",
-is refused), bounds request bodies before they are read, and gives every response the same
-security headers.
+4xx with ``{"error": message}`` (:mod:`seglab.app._http`). The labelling endpoints are in
+:mod:`seglab.app.labelling`; :mod:`seglab.app.application` puts them together.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import re
 from pathlib import Path
@@ -19,21 +16,11 @@ from typing import Any
 import numpy as np
 
 from .. import io
-from .server import App, Session, SessionGone
+from ._http import Refused, session_of, state
+from .server import App, Session
 
 HERE = Path(__file__).parent
 STATIC = {"page.css": "text/css", "page.js": "text/javascript"}
-
-#: Sent with every response: nothing from elsewhere, no inline script, not framed, no sniffing.
-SECURITY_HEADERS = {
-    "content-security-policy": "default-src 'self'; img-src 'self' blob: data:; "
-    "style-src 'self'; script-src 'self'; connect-src 'self'; object-src 'none'; "
-    "base-uri 'none'; form-action 'none'; frame-ancestors 'none'",
-    "x-content-type-options": "nosniff",
-    "x-frame-options": "DENY",
-    "referrer-policy": "no-referrer",
-    "cross-origin-resource-policy": "same-origin",
-}
 
 #: What one run may ask for.
 MAX_METHODS = 8
@@ -57,22 +44,6 @@ PARAMETERS: dict[str, dict[str, tuple]] = {
     },
 }
 _NAMES = {"kmeans": "k-means", "meanshift": "mean-shift"}
-
-
-class Refused(ValueError):
-    """A request the app will not do, with its HTTP status."""
-
-    def __init__(self, message: str, status: int = 400) -> None:
-        super().__init__(message)
-        self.status = status
-
-
-def state(request) -> App:
-    return request.app.state.seglab
-
-
-def session_of(request) -> Session:
-    return state(request).session(request.headers.get("x-seglab-session"))
 
 
 # -- endpoints ----------------------------------------------------------------------------------
@@ -338,119 +309,3 @@ async def _json(request) -> Any:
 
 
 # -- the application -----------------------------------------------------------------------------
-
-
-class Guard:
-    """ASGI middleware: the Host check, the body-size bound and the security headers."""
-
-    def __init__(self, app, state: App) -> None:
-        self.app, self.state = app, state
-
-    async def __call__(self, scope, receive, send) -> None:
-        if scope["type"] != "http":
-            return await self.app(scope, receive, send)
-        headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
-        refusal = self._refusal(headers)
-        if refusal is not None:
-            return await _send_json(send, {"error": refusal[1]}, refusal[0])
-
-        async def secured(message):
-            if message["type"] == "http.response.start":
-                message.setdefault("headers", [])
-                message["headers"] = [
-                    *message["headers"],
-                    *((k.encode(), v.encode()) for k, v in SECURITY_HEADERS.items()),
-                ]
-            await send(message)
-
-        await self.app(scope, receive, secured)
-
-    def _refusal(self, headers: dict) -> tuple[int, str] | None:
-        allowed = self.state.allowed_hosts
-        host = headers.get("host", "")
-        name = host.rsplit(":", 1)[0] if not host.endswith("]") else host
-        if allowed is not None and name.lower() not in allowed:
-            return 421, (f"this app answers to {', '.join(sorted(allowed))}, not {host!r}; "
-                         "start it with --host NAME to serve another name")  # fmt: skip
-        limit = self.state.max_bytes + 1_000_000  # the file and its form fields
-        try:
-            length = int(headers.get("content-length", "0"))
-        except ValueError:
-            return 400, "the request's Content-Length is not a number"
-        if length > limit:
-            return 413, (f"the upload is {length / 1e6:.1f} MB; the limit is "
-                         f"{self.state.max_bytes / 1e6:g} MB")  # fmt: skip
-        return None
-
-
-async def _send_json(send, body: dict, status: int) -> None:
-    data = json.dumps(body).encode()
-    headers = [(b"content-type", b"application/json"), (b"content-length", str(len(data)).encode())]
-    headers += [(k.encode(), v.encode()) for k, v in SECURITY_HEADERS.items()]
-    await send({"type": "http.response.start", "status": status, "headers": headers})
-    await send({"type": "http.response.body", "body": data})
-
-
-async def _error(request, exc: Exception):
-    """One handler for every failure: a user's mistake is a 4xx with its message; a bug is a
-    500 whose message the page shows, and the server goes on."""
-    import logging
-
-    from starlette.exceptions import HTTPException
-    from starlette.responses import JSONResponse
-
-    if isinstance(exc, SessionGone):
-        return JSONResponse({"error": str(exc), "session": "gone"}, status_code=410)
-    if isinstance(exc, Refused):
-        return JSONResponse({"error": str(exc)}, status_code=exc.status)
-    if isinstance(exc, HTTPException):
-        return JSONResponse({"error": exc.detail}, status_code=exc.status_code)
-    if isinstance(exc, (ValueError, FileNotFoundError)):
-        return JSONResponse({"error": " ".join(str(exc).split())}, status_code=400)
-    logging.getLogger(__name__).error("request failed", exc_info=exc)
-    return JSONResponse(
-        {"error": f"the server failed: {type(exc).__name__}: {exc}"}, status_code=500
-    )
-
-
-def build_app(app_state: App):
-    """The Starlette application over ``app_state``; its temporary folder goes with the
-    application's lifespan (and, failing that, with the interpreter)."""
-    from starlette.applications import Starlette
-    from starlette.middleware import Middleware
-    from starlette.routing import Route
-
-    from . import labelling
-
-    @contextlib.asynccontextmanager
-    async def lifespan(application):
-        try:
-            yield
-        finally:
-            app_state.close()
-
-    routes = [
-        Route("/", page),
-        Route("/api/session", new_session, methods=["POST"]),
-        Route("/api/config", config),
-        Route("/api/upload", upload, methods=["POST"]),
-        Route("/api/sample/{name}", sample, methods=["POST"]),
-        Route("/api/run", run, methods=["POST"]),
-        *labelling.routes(),
-        Route("/files/{sid}/{path:path}", files),
-        Route("/{name:str}", static),
-    ]
-    application = Starlette(
-        routes=routes,
-        middleware=[Middleware(Guard, state=app_state)],
-        exception_handlers={
-            ValueError: _error,
-            FileNotFoundError: _error,
-            404: _error,
-            405: _error,
-            Exception: _error,
-        },
-        lifespan=lifespan,
-    )
-    application.state.seglab = app_state
-    return application

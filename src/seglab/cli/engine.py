@@ -119,7 +119,7 @@ def run_predict(args: argparse.Namespace) -> int:
 
 
 def run_export(args: argparse.Namespace) -> int:
-    from ..inference import export_checkpoint
+    from ..engine import export_checkpoint
 
     target = Path(args.out) if args.out else Path(args.checkpoint).with_suffix(".onnx")
     report = export_checkpoint(args.checkpoint, target, args.opset, overwrite=args.overwrite)

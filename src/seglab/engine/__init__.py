@@ -8,12 +8,14 @@ module             what it holds
 ``trainer``        the training loop: setup / one epoch / evaluate and checkpoint
 ``evaluate``       metrics of a checkpoint on a split, with pictures
 ``predict``        label maps for new images, over many images and processes
+``export``         a checkpoint's network as ONNX, with its classes and conventions
 =================  ============================================================================
 """
 
 from .checkpoint import load_checkpoint, load_model, model_from_checkpoint, save_checkpoint
 from .config import DEFAULTS, ConfigError, load_config, parse_override
 from .evaluate import describe, evaluate, run_evaluation
+from .export import export_checkpoint
 from .predict import Predictor, predict
 from .trainer import TrainingError, train
 
@@ -24,6 +26,7 @@ __all__ = [
     "TrainingError",
     "describe",
     "evaluate",
+    "export_checkpoint",
     "load_checkpoint",
     "load_config",
     "load_model",

@@ -13,7 +13,7 @@ module         what it holds
 See :mod:`seglab.inference.tiling` for how tiles are blended and how memory is bounded.
 """
 
-from .onnx import export_checkpoint, export_onnx
+from .onnx import export_onnx
 from .runners import load_onnx
 from .sources import TiffRows, open_image
 from .tiling import estimate_memory, predict_tiled
@@ -22,7 +22,6 @@ from .tta import parse_tta
 __all__ = [
     "TiffRows",
     "estimate_memory",
-    "export_checkpoint",
     "export_onnx",
     "load_onnx",
     "open_image",

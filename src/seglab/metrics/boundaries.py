@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .partitions import truths_of
+from ._labels import truths_of
 
 
 def boundaries(labels: np.ndarray) -> np.ndarray:

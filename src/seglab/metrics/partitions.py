@@ -10,31 +10,8 @@ from __future__ import annotations
 
 import numpy as np
 
-
-def check_labels(labels, name: str) -> np.ndarray:
-    """An integer (or boolean) label array; floats are refused rather than rounded."""
-    labels = np.asarray(labels)
-    if not (np.issubdtype(labels.dtype, np.integer) or labels.dtype == np.bool_):
-        raise ValueError(
-            f"{name} must hold integer labels, got {labels.dtype}; cast with "
-            ".astype(int) if the values are whole numbers, or label the values first "
-            "(np.unique(x, return_inverse=True))"
-        )
-    return labels
-
-
-def truths_of(truth, pred) -> tuple[list[np.ndarray], np.ndarray]:
-    """``truth`` as a list of label arrays (one, or several human segmentations) and ``pred``,
-    each checked and of the same shape."""
-    pred = check_labels(pred, "pred")
-    many = isinstance(truth, (list, tuple)) and len(truth) and np.ndim(truth[0]) == pred.ndim
-    truths = [check_labels(t, "truth") for t in (truth if many else [truth])]
-    if not truths:
-        raise ValueError("truth is an empty list; give one segmentation or several")
-    for t in truths:
-        if t.shape != pred.shape:
-            raise ValueError(f"truth is {t.shape} but the prediction is {pred.shape}")
-    return truths, pred
+from ._labels import truths_of
+from .boundaries import boundary_f1
 
 
 def _paired(truth: np.ndarray, pred: np.ndarray, ignore_index: int | None):
@@ -163,8 +140,6 @@ def partition_scores(
     """What any segmentation can be scored by, classes or not: adjusted Rand index, variation of
     information, segmentation covering, probabilistic Rand index and the Berkeley boundary
     F-measure (``boundary_f1``) against the truth. NaN everywhere when no truth pixel counts."""
-    from .boundaries import boundary_f1
-
     truths, pred = truths_of(truth, pred)
     return {
         "adjusted_rand_index": adjusted_rand_index(truths[0], pred, ignore_index),

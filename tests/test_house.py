@@ -1,0 +1,128 @@
+"""The house rules of CONTRIBUTING.md, kept by tests: imports go one way and never in circles,
+modules and functions stay small enough to read."""
+
+import ast
+import collections
+from pathlib import Path
+
+import pytest
+
+SRC = Path(__file__).resolve().parents[1] / "src" / "seglab"
+
+#: The layers of CONTRIBUTING.md, bottom first: a module imports from its own layer or below.
+LAYERS = [
+    {"_checks", "_signals", "image"},
+    {"io", "features", "metrics", "viz", "losses", "nn", "_forest_kernels"},
+    {"cluster", "models", "data", "inference", "instances", "interactive"},
+    {"engine", "segment", "batch", "baselines"},
+    {"compare", "report", "bsds", "demo"},
+    {"app"},
+    {"cli"},
+    {"__main__", "__init__"},
+]
+MAX_MODULE_LINES = 500
+MAX_FUNCTION_LINES = 80
+MAX_KERNEL_LINES = 120  # a compiled (numba) kernel, with a comment saying why it is long
+
+
+def _modules() -> dict[str, Path]:
+    found = {}
+    for path in sorted(SRC.rglob("*.py")):
+        parts = list(path.relative_to(SRC.parent).with_suffix("").parts)
+        if parts[-1] == "__init__" and len(parts) > 1:
+            parts = parts[:-1]
+        found[".".join(parts)] = path
+    return found
+
+
+def _imports(name: str, path: Path) -> set[str]:
+    """The seglab modules ``name`` imports, at module level or inside functions."""
+    package = name if path.name == "__init__.py" else name.rsplit(".", 1)[0]
+    out = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.Import):
+            out |= {a.name for a in node.names}
+        elif isinstance(node, ast.ImportFrom):
+            if node.level:
+                base = package.split(".")[: len(package.split(".")) - node.level + 1]
+                module = ".".join(base + ([node.module] if node.module else []))
+            else:
+                module = node.module or ""
+            out |= {module} | {f"{module}.{a.name}" for a in node.names}
+    return {m for m in out if m == "seglab" or m.startswith("seglab.")}
+
+
+def _graph() -> dict[str, set[str]]:
+    modules = _modules()
+    graph = collections.defaultdict(set)
+    for name, path in modules.items():
+        for target in _imports(name, path):
+            while target not in modules and "." in target:
+                target = target.rsplit(".", 1)[0]
+            if target != name and not name.startswith(target + "."):  # its own package: fine
+                graph[name].add(target)
+    return graph
+
+
+def _unit(module: str) -> str:
+    parts = module.split(".")
+    return parts[1] if len(parts) > 1 else "__init__"
+
+
+def test_imports_follow_the_layers():
+    layer = {unit: i for i, units in enumerate(LAYERS) for unit in units}
+    wrong = []
+    for source, targets in _graph().items():
+        for target in targets:
+            a, b = _unit(source), _unit(target)
+            assert a in layer and b in layer, f"{a} or {b} is in no layer: add it to LAYERS"
+            if layer[b] > layer[a]:
+                wrong.append(f"{source} imports {target} (layer {layer[b]} above {layer[a]})")
+    assert not wrong, "\n".join(wrong)
+
+
+def test_no_import_cycles():
+    graph = _graph()
+    index, low, stack, on, cycles = {}, {}, [], set(), []
+
+    def visit(v):  # Tarjan's strongly connected components
+        index[v] = low[v] = len(index)
+        stack.append(v)
+        on.add(v)
+        for w in graph.get(v, ()):
+            if w not in index:
+                visit(w)
+                low[v] = min(low[v], low[w])
+            elif w in on:
+                low[v] = min(low[v], index[w])
+        if low[v] == index[v]:
+            component = []
+            while True:
+                w = stack.pop()
+                on.discard(w)
+                component.append(w)
+                if w == v:
+                    break
+            if len(component) > 1:
+                cycles.append(sorted(component))
+
+    for v in sorted(_modules()):
+        if v not in index:
+            visit(v)
+    assert not cycles, f"import cycles: {cycles}"
+
+
+@pytest.mark.parametrize("path", sorted(SRC.rglob("*.py")), ids=lambda p: str(p.relative_to(SRC)))
+def test_modules_and_functions_are_small(path):
+    lines = path.read_text().splitlines()
+    assert len(lines) <= MAX_MODULE_LINES, f"{len(lines)} lines: split it along its ideas"
+    for node in ast.walk(ast.parse("\n".join(lines))):
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+            length = node.end_lineno - node.lineno + 1
+            decorators = " ".join(ast.unparse(d) for d in node.decorator_list)
+            kernel = "njit" in decorators or "numba" in decorators
+            limit = MAX_KERNEL_LINES if kernel else MAX_FUNCTION_LINES
+            assert length <= limit, f"{node.name} has {length} lines (at most {limit})"
+            if kernel and length > MAX_FUNCTION_LINES:
+                body = "\n".join(lines[node.lineno - 1 : node.end_lineno])
+                assert "# long:" in body, f"{node.name}: say why the kernel is long ('# long: ...')"
