@@ -8,7 +8,7 @@ import torch
 from torch import nn
 
 from seglab.cli import main
-from seglab.data.instances import CocoInstances, InstanceFolder, NucleiInstances, SyntheticInstances
+from seglab.data import CocoInstances, InstanceFolder, NucleiInstances, SyntheticInstances
 from seglab.models import build, count_parameters
 
 pytest.importorskip("pycocotools")

@@ -95,7 +95,7 @@ def test_train_into_a_file_or_read_only_place_fails_before_any_epoch(tmp_path, c
     [(errno.EROFS, "read-only file system"), (errno.ENOSPC, "no space left on device")],
 )
 def test_os_errors_are_one_line(tmp_path, capsys, monkeypatch, code, words):
-    import seglab.io
+    import seglab._files
 
     photo = tmp_path / "a.png"
     Image.fromarray(shapes_image()).save(photo)
@@ -103,7 +103,7 @@ def test_os_errors_are_one_line(tmp_path, capsys, monkeypatch, code, words):
     def fail(path, *args, **kwargs):
         raise OSError(code, os.strerror(code), str(path))
 
-    monkeypatch.setattr(seglab.io, "atomic_write", fail)
+    monkeypatch.setattr(seglab._files, "atomic_write", fail)
     assert main(["segment", str(photo), "--out", str(tmp_path / "out"), "--quiet"]) == 2
     _one_error_line(capsys, words, "--out")
     assert not (tmp_path / "out").exists()  # the failed run removed the folder it made

@@ -154,21 +154,9 @@ def compare(
         ``method``, ``seconds``, ``n_segments``, ``metrics``), ``methods``, ``images``, ``metrics``.
     """
     from .batch import find_images, run_batch
-    from .models.sliding import PatchClassifier
+    from .report import write_report
 
-    if isinstance(methods, str):
-        methods = [m.strip() for m in methods.split(",") if m.strip()]
-    if not methods and not checkpoints:
-        raise ValueError(
-            f"no method to compare: give --methods ({', '.join(CLUSTERING)}) or --checkpoint"
-        )
-    unknown = [m for m in methods if m not in CLUSTERING]
-    if unknown:
-        raise ValueError(
-            f"unknown method {unknown[0]!r}; --methods takes {', '.join(CLUSTERING)} (trained "
-            "networks come with --checkpoint [NAME=]PATH)"
-        )
-    runs = _expand(methods, options or {})
+    runs = _expand(_check_methods(methods, checkpoints), options or {})
     truth_dir = _folder(truth, "--truth")
     inst_dir = _folder(instances, "--instances")
     paths = find_images(images)
@@ -185,30 +173,9 @@ def compare(
         inst = None if objects[path] is None else io.read_labels(objects[path])
         if t is not None:
             io.write_image(folder / "truth.png", _colour_truth(t))
-        results = []
-        for name, (method, params) in runs.items():
-            results.append(segment(image, method, **params))
-            results[-1].method = name
-        for name, (model, names) in models.items():
-            if sliding and isinstance(model, PatchClassifier):
-                results.append(segment(image, "sliding", model=model, class_names=names,
-                                       stride=sliding, progress=progress))  # fmt: skip
-                results[-1].method = f"{name}-sliding"
-            results.append(segment_with_model(image, model, names, name))
-        for r in results:
+        for r in _segment_all(image, runs, models, sliding, progress):
             write_segmentation(folder / r.method, image, r, source=path)
-            metrics = score(r, t, inst)
-            records.append(
-                {
-                    "image": path.stem,
-                    "method": r.method,
-                    "kind": r.kind,
-                    "seconds": round(r.seconds, 4),
-                    "compile_seconds": round(r.compile_seconds, 4),
-                    "n_segments": r.n_segments,
-                    "metrics": io.json_safe(metrics),  # NaN (nothing to score) -> None
-                }
-            )
+            records.append(_record(path.stem, r, score(r, t, inst)))
 
     run_batch(paths, out, write, progress=progress, desc="comparing")
     data = {
@@ -219,11 +186,56 @@ def compare(
         "metrics": METRIC_NOTES,
         "results": records,
     }
-    from .report import write_report
-
     io.write_json(Path(out) / "results.json", data)
     write_report(out, [data])
     return data
+
+
+def _check_methods(methods: Sequence[str] | str, checkpoints) -> list[str]:
+    """The clustering methods asked for, checked (a comma-separated string is split)."""
+    if isinstance(methods, str):
+        methods = [m.strip() for m in methods.split(",") if m.strip()]
+    if not methods and not checkpoints:
+        raise ValueError(
+            f"no method to compare: give --methods ({', '.join(CLUSTERING)}) or --checkpoint"
+        )
+    unknown = [m for m in methods if m not in CLUSTERING]
+    if unknown:
+        raise ValueError(
+            f"unknown method {unknown[0]!r}; --methods takes {', '.join(CLUSTERING)} (trained "
+            "networks come with --checkpoint [NAME=]PATH)"
+        )
+    return list(methods)
+
+
+def _segment_all(image, runs: dict, models: dict, sliding, progress) -> list[Segmentation]:
+    """Every clustering run and every checkpoint (its sliding window too, if asked) on ``image``."""
+    from .models.sliding import PatchClassifier
+
+    results = []
+    for name, (method, params) in runs.items():
+        results.append(segment(image, method, **params))
+        results[-1].method = name
+    for name, (model, names) in models.items():
+        if sliding and isinstance(model, PatchClassifier):
+            results.append(segment(image, "sliding", model=model, class_names=names,
+                                   stride=sliding, progress=progress))  # fmt: skip
+            results[-1].method = f"{name}-sliding"
+        results.append(segment_with_model(image, model, names, name))
+    return results
+
+
+def _record(stem: str, r: Segmentation, metrics: dict) -> dict:
+    """One line of results.json."""
+    return {
+        "image": stem,
+        "method": r.method,
+        "kind": r.kind,
+        "seconds": round(r.seconds, 4),
+        "compile_seconds": round(r.compile_seconds, 4),
+        "n_segments": r.n_segments,
+        "metrics": io.json_safe(metrics),  # NaN (nothing to score) -> None
+    }
 
 
 def _expand(methods: Sequence[str], options: Mapping[str, Mapping[str, Any]]) -> dict:

@@ -2,7 +2,8 @@
 
 from ._estimator import NotFittedError
 from .kmeans import KMeans, KMeansSegmenter, kmeans_plusplus
-from .meanshift import MeanShift, MeanShiftSegmenter, estimate_bandwidth
+from .meanshift import MeanShift, estimate_bandwidth
+from .meanshift_image import MeanShiftSegmenter
 from .regions import connected_regions, label_regions, merge_small_regions
 
 __all__ = [

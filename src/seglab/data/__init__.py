@@ -55,6 +55,7 @@ def nuclei() -> tuple[np.ndarray, np.ndarray]:
     return image, mask
 
 
+from .coco import CocoInstances  # noqa: E402
 from .datasets import (  # noqa: E402 - the datasets use nuclei() above
     NUCLEI_CLASSES,
     NUCLEI_SPLITS,
@@ -67,7 +68,6 @@ from .datasets import (  # noqa: E402 - the datasets use nuclei() above
     synthetic_scene,
 )
 from .instances import (  # noqa: E402
-    CocoInstances,
     InstanceFolder,
     NucleiInstances,
     SyntheticInstances,

@@ -21,7 +21,6 @@ import math
 import os
 import random
 import shutil
-import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -34,34 +33,19 @@ import torch.distributed as dist
 from torch import nn
 
 from .._checks import resolve_device
-from .._signals import deferred
 from ..data import PatchDataset, make_dataset
 from ..data.instances import instance_collate
 from ..io import (
     atomic_write_bytes,
-    check_writable,
-    owner_tag,
-    remove_stale_temporaries,
-    stale_temporaries,
 )
 from ..losses import CEDiceLoss, CrossEntropyLoss, DiceLoss, median_frequency_weights
 from ..models import build, is_instance_model
 from ..models.sliding import PatchClassifier
 from .checkpoint import RUN_FILES, load_checkpoint, load_matching, load_state, save_checkpoint
 from .evaluate import run_evaluation
+from .run_folder import prepare_run_folder, restore_old_run, set_aside_old_run
 
 logger = logging.getLogger(__name__)
-
-# Config keys a resumed run may change: they do not change what is being trained.
-_RESUMABLE_CHANGES = {
-    "out",
-    "train.epochs",
-    "train.device",
-    "train.num_workers",
-    "train.tensorboard",
-    "train.eval_every",
-    "train.save_every",
-}
 
 
 class TrainingError(RuntimeError):
@@ -127,87 +111,6 @@ def _loader(dataset, order: torch.Tensor, batch_size: int, num_workers: int, col
         num_workers=num_workers,
         collate_fn=collate,
     )
-
-
-def _differences(old: Any, new: Any, prefix: str = "") -> list[str]:
-    """Dotted keys whose values differ between two configs."""
-    if (
-        isinstance(old, dict)
-        and isinstance(new, dict)
-        and f"{prefix}".rstrip(".") != "model.options"
-    ):
-        keys = sorted(set(old) | set(new))
-        return [d for k in keys for d in _differences(old.get(k), new.get(k), f"{prefix}{k}.")]
-    return [] if old == new else [prefix.rstrip(".")]
-
-
-def prepare_run_folder(out: Path, cfg: dict, resume: bool, overwrite: bool) -> None:
-    """Check what ``out`` holds before anything is written to it.
-
-    A folder with an earlier run (checkpoints, metrics) is refused unless ``resume`` (continue it:
-    the config must be the run's, but for the number of epochs and where it runs) or
-    ``overwrite`` (its run files are removed); ``resume`` on a folder without ``last.pt`` is an
-    error. Temporary files left by a killed run are removed.
-    """
-    _recover_old_run(out)
-    remove_stale_temporaries(out)
-    existing = [name for name in RUN_FILES if (out / name).exists()]
-    if resume and overwrite:
-        raise ValueError("--resume continues the run in OUT and --overwrite replaces it: pick one")
-    if resume:
-        if not (out / "last.pt").is_file():
-            raise ValueError(
-                f"nothing to resume in {out}: it has no last.pt; drop --resume to start a new run"
-            )
-        saved = load_checkpoint(out / "last.pt")["config"]
-        changed = [k for k in _differences(saved, cfg) if k not in _RESUMABLE_CHANGES]
-        if changed:
-            raise ValueError(
-                f"--resume: the config differs from the run in {out} at {', '.join(changed[:5])}; "
-                "resume with the run's config, or train into another --out"
-            )
-        return
-    if existing and not overwrite:
-        raise ValueError(
-            f"{out} already holds a training run ({', '.join(existing)}); pass --resume to "
-            "continue it, --overwrite to replace it, or choose another --out"
-        )
-    check_writable(out, "the run")
-
-
-def _set_aside_old_run(out: Path) -> Path | None:
-    """Move the run files of an earlier run in ``out`` into a hidden folder, from which
-    :func:`_restore_old_run` puts them back if the new run fails before its first epoch ends."""
-    names = [n for n in (*RUN_FILES, "tensorboard") if (out / n).exists()]
-    if not names:
-        return None
-    aside = Path(tempfile.mkdtemp(prefix=f".replaced.seglab-{owner_tag()}-", dir=out))
-    with deferred():
-        for name in names:
-            (out / name).rename(aside / name)
-    return aside
-
-
-def _recover_old_run(out: Path) -> None:
-    """An ``--overwrite`` run killed outright (SIGKILL) before its first epoch was written left
-    the earlier run set aside: put it back. Once the new run has a checkpoint, it has replaced
-    the old one and the aside folder is removed with the other stale temporaries."""
-    for aside in stale_temporaries(out):
-        if aside.is_dir() and aside.name.startswith(".replaced.seglab-"):
-            if not any((out / n).exists() for n in ("last.pt", "best.pt")):
-                for name in RUN_FILES:
-                    (out / name).unlink(missing_ok=True)
-                _restore_old_run(out, aside)
-
-
-def _restore_old_run(out: Path, aside: Path) -> None:
-    with deferred():
-        for name in (*RUN_FILES, "tensorboard"):
-            if (aside / name).exists():
-                if (out / name).is_dir():
-                    shutil.rmtree(out / name)
-                (aside / name).replace(out / name)
-        shutil.rmtree(aside, ignore_errors=True)
 
 
 @dataclass
@@ -308,18 +211,24 @@ def setup(cfg: dict, resume: bool = False) -> Run:
         steps_per_epoch,
     )
     if resume:
-        ckpt = load_checkpoint(out / "last.pt")
-        load_state(model, ckpt["model"], cfg["model"]["name"])
-        optimizer.load_state_dict(ckpt["optimizer"])
-        scheduler.load_state_dict(ckpt["scheduler"])
-        scaler.load_state_dict(ckpt["scaler"])
-        torch.set_rng_state(ckpt["rng"]["torch"])
-        random.setstate(ckpt["rng"]["python"])
-        run.start_epoch, run.best_score = ckpt["epoch"] + 1, ckpt["best_score"]
-        if rank == 0:
-            _truncate_log(out, run.start_epoch)
+        _resume(run)
     run.global_step = run.start_epoch * steps_per_epoch
     return run
+
+
+def _resume(run: Run) -> None:
+    """Restore model, optimiser, schedule, scaler and RNG states from ``OUT/last.pt``; drop log
+    rows of epochs after it (a kill between log and checkpoint)."""
+    ckpt = load_checkpoint(run.out / "last.pt")
+    load_state(run.model, ckpt["model"], run.cfg["model"]["name"])
+    run.optimizer.load_state_dict(ckpt["optimizer"])
+    run.scheduler.load_state_dict(ckpt["scheduler"])
+    run.scaler.load_state_dict(ckpt["scaler"])
+    torch.set_rng_state(ckpt["rng"]["torch"])
+    random.setstate(ckpt["rng"]["python"])
+    run.start_epoch, run.best_score = ckpt["epoch"] + 1, ckpt["best_score"]
+    if run.rank == 0:
+        _truncate_log(run.out, run.start_epoch)
 
 
 def train_one_epoch(
@@ -459,7 +368,7 @@ def train(
     run = setup(cfg, resume)
     # The earlier run is replaced only once the new one has started: until its first epoch is
     # written, a failure (or a signal) puts the old files back.
-    old = _set_aside_old_run(out) if overwrite and run.rank == 0 else None
+    old = set_aside_old_run(out) if overwrite and run.rank == 0 else None
     metrics: dict = {}
     try:
         if run.rank == 0:
@@ -480,7 +389,7 @@ def train(
                 run.board = None
             for name in RUN_FILES:
                 (out / name).unlink(missing_ok=True)
-            _restore_old_run(out, old)
+            restore_old_run(out, old)
         raise
     finally:
         if run.board is not None:

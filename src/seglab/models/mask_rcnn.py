@@ -104,47 +104,16 @@ def mask_rcnn(
         ``rpn_post_nms_top_n_test``, ``box_batch_size_per_image`` (fewer proposals and sampled
         regions make small CPU runs several times faster), ``box_nms_thresh``.
     """
-    from torchvision.models import resnet
     from torchvision.models.detection import MaskRCNN
     from torchvision.models.detection.anchor_utils import AnchorGenerator
     from torchvision.models.detection.backbone_utils import _resnet_fpn_extractor
     from torchvision.ops import MultiScaleRoIAlign
-    from torchvision.ops import misc as misc_nn_ops
 
-    if in_channels != 3:
-        raise ValueError(
-            f"mask_rcnn takes RGB images (in_channels=3), got in_channels={in_channels}"
-        )
-    if backbone not in BACKBONES:
-        raise ValueError(f"backbone must be one of {', '.join(BACKBONES)}, got {backbone!r}")
-    if mask_resolution not in (28, 56):
-        raise ValueError(f"mask_resolution must be 28 or 56, got {mask_resolution!r}")
-    if isinstance(num_classes, bool) or not isinstance(num_classes, int) or num_classes < 2:
-        raise ValueError(
-            f"num_classes counts the background: one kind of object is 2, got {num_classes!r}"
-        )
-    sizes = tuple(tuple(s) if isinstance(s, (tuple, list)) else (int(s),) for s in anchor_sizes)
-    if len(sizes) != 5:
-        raise ValueError(
-            f"anchor_sizes needs one entry per FPN level (5, strides 4..64), got {len(sizes)}"
-        )
-    ratios = tuple(float(r) for r in aspect_ratios)
-    if not ratios or any(r <= 0 for r in ratios):
-        raise ValueError(f"aspect_ratios must be positive numbers, got {aspect_ratios!r}")
+    sizes, ratios = _check_options(num_classes, in_channels, backbone, mask_resolution,
+                                   anchor_sizes, aspect_ratios)  # fmt: skip
 
-    pretrained = weights is not None or weights_backbone is not None
-    layers = trainable_backbone_layers
-    if layers is None:
-        layers = 3 if pretrained else 5
-    if not 0 <= layers <= 5:
-        raise ValueError(f"trainable_backbone_layers must be in 0..5, got {layers}")
-    norm = misc_nn_ops.FrozenBatchNorm2d if pretrained else nn.BatchNorm2d
-    trunk = getattr(resnet, backbone)(weights=None, norm_layer=norm)
-    if weights_backbone is not None:
-        state = _state_dict(weights_backbone, "weights_backbone")
-        missing = _load_matching(trunk, state)
-        if len(missing) == len(trunk.state_dict()):
-            raise ValueError(f"weights_backbone {weights_backbone} holds no {backbone} layer")
+    trunk, layers = _trunk(backbone, weights is not None, weights_backbone,
+                           trainable_backbone_layers)  # fmt: skip
     features = _resnet_fpn_extractor(trunk, layers)
     model = MaskRCNN(
         features,
@@ -168,21 +137,73 @@ def mask_rcnn(
         from torchvision.models.detection.rpn import RPNHead
 
         model.rpn.head = RPNHead(256, len(ratios) * max(len(s) for s in sizes))
-    model.reinitialized_ = []
-    if weights is not None:
-        state = _state_dict(weights, "weights")
-        reset = _load_matching(model, state)
-        if len(reset) == len(model.state_dict()):
-            raise ValueError(f"weights {weights} hold no layer of this Mask R-CNN")
-        model.reinitialized_ = reset
-        if reset:
-            shown = ", ".join(reset[:6]) + (" ..." if len(reset) > 6 else "")
-            warnings.warn(
-                f"mask_rcnn: {len(reset)} tensors re-initialised (shape or name differs from "
-                f"the weights, e.g. for another number of classes): {shown}",
-                stacklevel=2,
-            )
+    model.reinitialized_ = [] if weights is None else _load_weights(model, weights)
     return model
+
+
+def _check_options(num_classes, in_channels, backbone, mask_resolution, anchor_sizes,
+                   aspect_ratios) -> tuple[tuple, tuple]:  # fmt: skip
+    """The builder's checks; returns the anchor sizes per level and the aspect ratios."""
+    if in_channels != 3:
+        raise ValueError(
+            f"mask_rcnn takes RGB images (in_channels=3), got in_channels={in_channels}"
+        )
+    if backbone not in BACKBONES:
+        raise ValueError(f"backbone must be one of {', '.join(BACKBONES)}, got {backbone!r}")
+    if mask_resolution not in (28, 56):
+        raise ValueError(f"mask_resolution must be 28 or 56, got {mask_resolution!r}")
+    if isinstance(num_classes, bool) or not isinstance(num_classes, int) or num_classes < 2:
+        raise ValueError(
+            f"num_classes counts the background: one kind of object is 2, got {num_classes!r}"
+        )
+    sizes = tuple(tuple(s) if isinstance(s, (tuple, list)) else (int(s),) for s in anchor_sizes)
+    if len(sizes) != 5:
+        raise ValueError(
+            f"anchor_sizes needs one entry per FPN level (5, strides 4..64), got {len(sizes)}"
+        )
+    ratios = tuple(float(r) for r in aspect_ratios)
+    if not ratios or any(r <= 0 for r in ratios):
+        raise ValueError(f"aspect_ratios must be positive numbers, got {aspect_ratios!r}")
+
+    return sizes, ratios
+
+
+def _trunk(backbone: str, has_weights: bool, weights_backbone, trainable_backbone_layers):
+    """The ResNet (ImageNet weights loaded if given; batch norm frozen with any weights) and how
+    many of its stages learn."""
+    from torchvision.models import resnet
+    from torchvision.ops import misc as misc_nn_ops
+
+    pretrained = has_weights or weights_backbone is not None
+    layers = trainable_backbone_layers
+    if layers is None:
+        layers = 3 if pretrained else 5
+    if not 0 <= layers <= 5:
+        raise ValueError(f"trainable_backbone_layers must be in 0..5, got {layers}")
+    norm = misc_nn_ops.FrozenBatchNorm2d if pretrained else nn.BatchNorm2d
+    trunk = getattr(resnet, backbone)(weights=None, norm_layer=norm)
+    if weights_backbone is not None:
+        state = _state_dict(weights_backbone, "weights_backbone")
+        missing = _load_matching(trunk, state)
+        if len(missing) == len(trunk.state_dict()):
+            raise ValueError(f"weights_backbone {weights_backbone} holds no {backbone} layer")
+    return trunk, layers
+
+
+def _load_weights(model: nn.Module, weights) -> list[str]:
+    """Load ``weights`` where names and shapes fit; returns the names re-initialised."""
+    state = _state_dict(weights, "weights")
+    reset = _load_matching(model, state)
+    if len(reset) == len(model.state_dict()):
+        raise ValueError(f"weights {weights} hold no layer of this Mask R-CNN")
+    if reset:
+        shown = ", ".join(reset[:6]) + (" ..." if len(reset) > 6 else "")
+        warnings.warn(
+            f"mask_rcnn: {len(reset)} tensors re-initialised (shape or name differs from "
+            f"the weights, e.g. for another number of classes): {shown}",
+            stacklevel=3,
+        )
+    return reset
 
 
 class FixedScaleTransform(GeneralizedRCNNTransform):

@@ -252,8 +252,23 @@ def to_fully_convolutional(model: PatchClassifier) -> DensePatchClassifier:
             "to_fully_convolutional needs a PatchClassifier-like model with .features and "
             f".classifier Sequentials, got {type(model).__name__}"
         )
+    layers, dilation = _dense_features(model.features)
+    layers += _dense_classifier(model.classifier, model.feature_size, dilation)
+    device, dtype = _model_device_dtype(model)
+    twin = DensePatchClassifier(
+        nn.Sequential(*layers),
+        model.patch_size,
+        model.num_classes,
+        getattr(model, "in_channels", 3),
+    )
+    return twin.to(device, dtype).eval()
+
+
+def _dense_features(features: nn.Sequential) -> tuple[list[nn.Module], int]:
+    """The feature layers made dense: convolutions dilated by the pooling so far, stride-k pools
+    made stride 1; returns the layers and the total dilation."""
     dilation, layers = 1, []
-    for layer in model.features:
+    for layer in features:
         if isinstance(layer, nn.Conv2d):
             if layer.stride != (1, 1) or layer.padding not in ((0, 0), "valid"):
                 raise ValueError(
@@ -284,9 +299,15 @@ def to_fully_convolutional(model: PatchClassifier) -> DensePatchClassifier:
             layers.append(layer)
         else:
             raise ValueError(f"to_fully_convolutional cannot convert layer {layer}")
-    size = model.feature_size
+    return layers, dilation
+
+
+def _dense_classifier(classifier: nn.Sequential, size: int, dilation: int) -> list[nn.Module]:
+    """The classifier's linear layers as convolutions: the first sees the whole (size x size)
+    feature map, dilated; the others are 1 x 1."""
+    layers: list[nn.Module] = []
     first = True
-    for layer in model.classifier:
+    for layer in classifier:
         if isinstance(layer, nn.Flatten):
             continue
         if isinstance(layer, nn.Linear):
@@ -313,14 +334,7 @@ def to_fully_convolutional(model: PatchClassifier) -> DensePatchClassifier:
             layers.append(layer)
         else:
             raise ValueError(f"to_fully_convolutional cannot convert layer {layer}")
-    device, dtype = _model_device_dtype(model)
-    twin = DensePatchClassifier(
-        nn.Sequential(*layers),
-        model.patch_size,
-        model.num_classes,
-        getattr(model, "in_channels", 3),
-    )
-    return twin.to(device, dtype).eval()
+    return layers
 
 
 def _pair(v) -> tuple[int, int]:
