@@ -21,7 +21,7 @@ LAYERS = [
     {"__main__", "__init__"},
 ]
 MAX_MODULE_LINES = 500
-MAX_FUNCTION_LINES = 80
+MAX_FUNCTION_LINES = 80  # lines of a function, its docstring not counted
 MAX_KERNEL_LINES = 120  # a compiled (numba) kernel, with a comment saying why it is long
 
 
@@ -119,6 +119,9 @@ def test_modules_and_functions_are_small(path):
     for node in ast.walk(ast.parse("\n".join(lines))):
         if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
             length = node.end_lineno - node.lineno + 1
+            doc = node.body[0] if node.body else None
+            if isinstance(doc, ast.Expr) and isinstance(getattr(doc, "value", None), ast.Constant):
+                length -= doc.end_lineno - doc.lineno + 1  # documentation is never too long
             decorators = " ".join(ast.unparse(d) for d in node.decorator_list)
             kernel = "njit" in decorators or "numba" in decorators
             limit = MAX_KERNEL_LINES if kernel else MAX_FUNCTION_LINES

@@ -37,6 +37,7 @@ import re
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -204,6 +205,51 @@ def predict_tiled(
         A progress bar over the tiles.
     """
     t_h, t_w = _pair_positive(tile, "tile")
+    _check_options(overlap, batch_size, weighting, output, align)
+    flips, scales = parse_tta(tta)
+    source = ImageSource(image)
+    h, w = source.height, source.width
+    model, dev, was_training = _evaluating(model, device)
+    run, in_channels = make_runner(model, dev, amp)
+    load = _tile_loader(source, preprocess, in_channels)
+    run = with_tta(run, flips, scales)
+    rows = _axis_tiles(h, t_h, overlap, align)
+    cols = _axis_tiles(w, t_w, overlap, align)
+    col_weights = [_axis_weight(x0, n, w, m, weighting) for x0, n, m in cols]
+    groups: dict[int, list[int]] = {}  # batches of same-width tiles (the last may be wider)
+    for c, (_, tw, _) in enumerate(cols):
+        groups.setdefault(tw, []).append(c)
+    budget = {"tile": max(t_h, t_w), "batch_size": batch_size, "channels": source.channels,
+              "itemsize": np.dtype(probs_dtype).itemsize, "max_memory": max_memory,
+              "image_in_memory": not isinstance(image, (str, os.PathLike))}  # fmt: skip
+    blend = _Blender(h, w, max(n for _, n, _ in rows), output, out, probs_dtype, budget)
+
+    from tqdm.auto import tqdm
+
+    bar = tqdm(total=len(rows) * len(cols), desc="tiles", unit="tile", disable=not progress)
+    try:
+        with torch.inference_mode():
+            for r, (y0, th, my) in enumerate(rows):
+                wy = _axis_weight(y0, th, h, my, weighting)
+                for tw, members in groups.items():
+                    for i in range(0, len(members), batch_size):
+                        chunk = members[i : i + batch_size]
+                        batch = torch.stack([load(y0, th, cols[c][0], tw) for c in chunk])
+                        probs = _run_checked(run, batch)
+                        for c, prob in zip(chunk, probs, strict=True):
+                            blend.add(prob, wy[:, None] * col_weights[c][None, :], cols[c][0])
+                        bar.update(len(chunk))
+                last = r == len(rows) - 1
+                blend.finish_rows(y0, (h - y0) if last else rows[r + 1][0] - y0, last)
+        return blend.close()
+    finally:
+        bar.close()
+        blend.discard()
+        if isinstance(model, nn.Module) and was_training:
+            model.train()
+
+
+def _check_options(overlap, batch_size, weighting, output, align) -> None:
     if isinstance(overlap, bool) or not isinstance(overlap, (int, float)):
         raise ValueError(f"overlap must be a number in [0, 1), got {overlap!r}")
     if not 0 <= overlap < 1:
@@ -213,24 +259,26 @@ def predict_tiled(
         raise ValueError(f"weighting must be 'gaussian' or 'uniform', got {weighting!r}")
     if output not in ("labels", "probs"):
         raise ValueError(f"output must be 'labels' or 'probs', got {output!r}")
-    flips, scales = parse_tta(tta)
     check_positive_int(align, "align")
 
-    source = ImageSource(image)
-    h, w = source.height, source.width
-    if isinstance(model, nn.Module):
-        if device is None:
-            p = next(model.parameters(), None)
-            dev = p.device if p is not None else torch.device("cpu")
-        else:
-            dev = torch.device(device)
-            model = model.to(dev)
-        was_training = model.training
-        model.eval()
+
+def _evaluating(model, device) -> tuple[Any, torch.device, bool]:
+    """The model in eval mode on its device: (model, device, whether it was training)."""
+    if not isinstance(model, nn.Module):
+        return model, torch.device(device or "cpu"), False
+    if device is None:
+        p = next(model.parameters(), None)
+        dev = p.device if p is not None else torch.device("cpu")
     else:
-        dev = torch.device(device or "cpu")
-        was_training = False
-    run, in_channels = make_runner(model, dev, amp)
+        dev = torch.device(device)
+        model = model.to(dev)
+    was_training = model.training
+    model.eval()
+    return model, dev, was_training
+
+
+def _tile_loader(source, preprocess: Callable | None, in_channels: int | None) -> Callable:
+    """``load(y0, th, x0, tw)`` -> the (C, th, tw) float tile the model takes."""
     replicate = False
     if preprocess is None and in_channels is not None and source.channels != in_channels:
         if source.channels == 1 and in_channels == 3:
@@ -240,12 +288,6 @@ def predict_tiled(
                 f"the image has {source.channels} channel(s) but the model expects "
                 f"{in_channels}; convert the image (or pass preprocess=)"
             )
-    run = with_tta(run, flips, scales)
-
-    rows = _axis_tiles(h, t_h, overlap, align)
-    cols = _axis_tiles(w, t_w, overlap, align)
-    col_weights = [_axis_weight(x0, n, w, m, weighting) for x0, n, m in cols]
-    buffer_rows = max(n for _, n, _ in rows)
 
     def load(y0: int, th: int, x0: int, tw: int) -> torch.Tensor:
         region = source.region(y0, y0 + th, x0, x0 + tw)
@@ -260,72 +302,68 @@ def predict_tiled(
         t = to_float_chw(region)
         return t.expand(3, -1, -1) if replicate else t
 
-    from tqdm.auto import tqdm
+    return load
 
-    bar = tqdm(total=len(rows) * len(cols), desc="tiles", unit="tile", disable=not progress)
-    result = tmp = final = None
-    acc = wsum = None
-    try:
-        with torch.inference_mode():
-            for r, (y0, th, my) in enumerate(rows):
-                wy = _axis_weight(y0, th, h, my, weighting)
-                # batches of same-width tiles (the last column may be wider: see _axis_tiles)
-                groups: dict[int, list[int]] = {}
-                for c, (_, tw, _) in enumerate(cols):
-                    groups.setdefault(tw, []).append(c)
-                for tw, members in groups.items():
-                    for i in range(0, len(members), batch_size):
-                        chunk = members[i : i + batch_size]
-                        batch = torch.stack([load(y0, th, cols[c][0], tw) for c in chunk])
-                        probs = _run_checked(run, batch)
-                        if acc is None:  # first batch: now the number of classes is known
-                            k = probs.shape[1]
-                            _check_budget(
-                                estimate_memory(
-                                    h, w, k, max(t_h, t_w), batch_size, source.channels,
-                                    output, np.dtype(probs_dtype).itemsize,
-                                    image_in_memory=not isinstance(image, (str, os.PathLike)),
-                                    output_in_memory=out is None,
-                                ),
-                                max_memory,
-                            )  # fmt: skip
-                            shape, dtype = (
-                                ((h, w), np.uint8 if k <= 256 else np.int32)
-                                if output == "labels"
-                                else ((k, h, w), probs_dtype)
-                            )
-                            result, tmp, final = _open_output(out, shape, dtype)
-                            acc = np.zeros((k, buffer_rows, w), np.float32)
-                            wsum = np.zeros((buffer_rows, w), np.float32)
-                        for c, p in zip(chunk, probs, strict=True):
-                            x0 = cols[c][0]
-                            weight = wy[:, None] * col_weights[c][None, :]
-                            acc[:, :th, x0 : x0 + tw] += p * weight
-                            wsum[:th, x0 : x0 + tw] += weight
-                        bar.update(len(chunk))
-                # rows above the next tile row are final: write them, then shift the buffer
-                last = r == len(rows) - 1
-                done = (h - y0) if last else rows[r + 1][0] - y0
-                _finish(result, acc[:, :done], wsum[:done], y0, output)
-                if not last:
-                    acc[:, : buffer_rows - done] = acc[:, done:]
-                    acc[:, buffer_rows - done :] = 0
-                    wsum[: buffer_rows - done] = wsum[done:]
-                    wsum[buffer_rows - done :] = 0
-        if tmp is not None:
-            if hasattr(result, "flush"):
-                result.flush()
-            del result
-            os.replace(tmp, final)
-            tmp = None
-            result = _reopen(final)
-    finally:
-        bar.close()
-        if tmp is not None:
-            Path(tmp).unlink(missing_ok=True)
-        if isinstance(model, nn.Module) and was_training:
-            model.train()
-    return result
+
+class _Blender:
+    """Weighted tile probabilities summed over a band of rows as tall as a tile; rows no later
+    tile reaches are written out (labels or probabilities) and the band moves down."""
+
+    def __init__(self, h, w, buffer_rows, output, out, probs_dtype, budget) -> None:
+        self.h, self.w, self.rows, self.output = h, w, buffer_rows, output
+        self.out, self.probs_dtype, self.budget = out, probs_dtype, budget
+        self.acc = self.wsum = self.result = self.tmp = self.final = None
+
+    def _allocate(self, k: int) -> None:
+        """At the first batch the class count is known: check the memory, open the output."""
+        b = self.budget
+        _check_budget(
+            estimate_memory(self.h, self.w, k, b["tile"], b["batch_size"], b["channels"],
+                            self.output, b["itemsize"], image_in_memory=b["image_in_memory"],
+                            output_in_memory=self.out is None),
+            b["max_memory"],
+        )  # fmt: skip
+        if self.output == "labels":
+            shape, dtype = (self.h, self.w), (np.uint8 if k <= 256 else np.int32)
+        else:
+            shape, dtype = (k, self.h, self.w), self.probs_dtype
+        self.result, self.tmp, self.final = _open_output(self.out, shape, dtype)
+        self.acc = np.zeros((k, self.rows, self.w), np.float32)
+        self.wsum = np.zeros((self.rows, self.w), np.float32)
+
+    def add(self, prob, weight: np.ndarray, x0: int) -> None:
+        if self.acc is None:
+            self._allocate(prob.shape[0])
+        th, tw = weight.shape
+        self.acc[:, :th, x0 : x0 + tw] += prob * weight
+        self.wsum[:th, x0 : x0 + tw] += weight
+
+    def finish_rows(self, y0: int, done: int, last: bool) -> None:
+        """Rows ``y0 .. y0 + done`` are final: write them, then shift the band."""
+        _finish(self.result, self.acc[:, :done], self.wsum[:done], y0, self.output)
+        if not last:
+            keep = self.rows - done
+            self.acc[:, :keep] = self.acc[:, done:]
+            self.acc[:, keep:] = 0
+            self.wsum[:keep] = self.wsum[done:]
+            self.wsum[keep:] = 0
+
+    def close(self):
+        """The result; a memory-mapped file output is moved into place first."""
+        if self.tmp is not None:
+            if hasattr(self.result, "flush"):
+                self.result.flush()
+            self.result = None
+            os.replace(self.tmp, self.final)
+            self.tmp = None
+            self.result = _reopen(self.final)
+        return self.result
+
+    def discard(self) -> None:
+        """A failed run leaves no temporary output behind."""
+        if self.tmp is not None:
+            self.result = None
+            Path(self.tmp).unlink(missing_ok=True)
 
 
 def _reopen(path: Path) -> np.ndarray:
