@@ -16,7 +16,7 @@ import numpy as np
 from .._checks import check_positive_int
 from ..features import feature_layout, pixel_features
 from ..image import check_image
-from . import _meanshift_kernels as MS
+from . import _meanshift_image_kernels as MS
 from ._estimator import EstimatorMixin
 from .meanshift import CONNECT, KERNELS, SUPPORT, _check_kernel, _check_positive, _dynamic_schedule
 from .regions import fuse_regions

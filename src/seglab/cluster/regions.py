@@ -257,7 +257,7 @@ def fuse_regions(
     n_connected : int
         Regions after step 1 (before fusing and pruning).
     """
-    from ._meanshift_kernels import connect_chained
+    from ._region_kernels import connect_chained
 
     h, w, c = values.shape
     values = np.ascontiguousarray(values, dtype=np.float64)
