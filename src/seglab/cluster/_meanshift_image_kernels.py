@@ -24,6 +24,8 @@ def pad_columns(rs: float) -> int:
 def image_modes(
     R, w, pad, hs, kernel, support, max_iter, tol, modes, n_iter, rscale2
 ):  # pragma: no cover
+    # long: the generic (any number of channels) climb keeps its window sums in local arrays
+    # across the whole loop; splitting it would pass them around on every iteration
     """Mean-shift every pixel of an image in the joint spatial-range domain.
 
     R: (C, H, pad + W + pad) float32 range features divided by the range bandwidth, planar and
