@@ -11,7 +11,7 @@ import uuid
 
 import numpy as np
 import pytest
-from conftest import broken_images, open_page, shapes_image
+from _helpers import broken_images, open_page, shapes_image
 from PIL import Image
 
 pytest.importorskip("starlette", reason="pip install 'seglab[app]'")

@@ -6,7 +6,7 @@ import subprocess
 import sys
 
 import pytest
-from conftest import QUICKSTART, shapes_image
+from _helpers import QUICKSTART, shapes_image
 from PIL import Image
 
 from seglab.batch import find_images, process_group, shard

@@ -69,7 +69,7 @@ def test_metric_convention():
 
 
 def test_benchmark_command_on_a_folder_in_the_layout(tmp_path, capsys):
-    from conftest import shapes_image
+    from _helpers import shapes_image
     from scipy.io import savemat
 
     root = tmp_path / "BSDS"

@@ -4,7 +4,7 @@ import json
 
 import numpy as np
 import pytest
-from conftest import QUICKSTART, shapes_image
+from _helpers import QUICKSTART, shapes_image
 from PIL import Image
 
 from seglab.cli import main
@@ -146,7 +146,7 @@ def test_compare_bad_inputs(case, scenes, tmp_path, capsys):
 
 
 def test_report_in_a_real_browser(scenes, tmp_path, browser):
-    from conftest import broken_images, open_page
+    from _helpers import broken_images, open_page
 
     out = tmp_path / "cmp"
     images = [str(scenes / "scene3.png"), str(scenes / "scene4.png")]

@@ -3,7 +3,7 @@ import json
 import numpy as np
 import pytest
 import torch
-from conftest import QUICKSTART, REPO
+from _helpers import QUICKSTART, REPO
 from PIL import Image
 
 from seglab.cli import main
@@ -44,7 +44,19 @@ def test_train_checkpoint_evaluate_predict_end_to_end(tmp_path):
     saved = json.loads((tmp_path / "eval" / "metrics.json").read_text())
     for key in ("pixel_accuracy", "mean_accuracy", "mean_iou", "fw_iou", "iou"):
         assert key in saved
-    assert len(saved["iou"]) == 4 and 0 <= m["pixel_accuracy"] <= 1 and metrics["mean_iou"] >= 0
+    assert len(saved["iou"]) == 4 and saved["mean_iou"] == pytest.approx(m["mean_iou"])
+    # a trained model beats the same network untrained, on the same test images
+    from seglab.data import make_dataset
+    from seglab.engine import model_from_checkpoint, run_evaluation
+
+    model, class_map = model_from_checkpoint(ckpt)
+    torch.manual_seed(99)
+    for layer in model.modules():
+        if hasattr(layer, "reset_parameters"):
+            layer.reset_parameters()
+    untrained = run_evaluation(model, make_dataset(cfg, "test", train=False), class_map,
+                               torch.device("cpu"))  # fmt: skip
+    assert m["pixel_accuracy"] > untrained["pixel_accuracy"] and metrics["mean_iou"] > 0
     assert (tmp_path / "eval" / "confusion.png").is_file() and (
         tmp_path / "eval" / "samples.png"
     ).is_file()
@@ -76,15 +88,30 @@ def test_resume_after_a_kill_gives_the_same_weights(tmp_path):
         torch.testing.assert_close(a[k], b[k], rtol=0, atol=0)
 
 
-def test_gradient_accumulation_and_clipping_run(tmp_path):
-    cfg = _cfg(
-        tmp_path,
-        "train.epochs=1",
-        "train.grad_accum=2",
-        "train.clip_grad=1.0",
-        "optimizer.name=sgd",
-    )
-    train(cfg, progress=False)
+def test_gradient_accumulation_steps_less_often_and_clipping_bounds_every_step(
+    tmp_path, monkeypatch
+):
+    import seglab.engine.trainer as T
+
+    lr, clip = 0.1, 1e-6
+    cfg = _cfg(tmp_path, "train.epochs=1", "train.grad_accum=2", f"train.clip_grad={clip}",
+               "optimizer.name=sgd", f"optimizer.lr={lr}", "optimizer.momentum=0",
+               "optimizer.weight_decay=0", "schedule.name=constant", "schedule.warmup_iters=0")  # fmt: skip
+    start, names, steps = {}, [], []
+    setup = T.setup
+
+    def recording(cfg, resume=False):
+        run = setup(cfg, resume)
+        names.extend(n for n, _ in run.model.named_parameters())
+        start.update({n: p.detach().clone() for n, p in run.model.named_parameters()})
+        return run
+
+    monkeypatch.setattr(T, "setup", recording)
+    train(cfg, progress=False, on_step=steps.append)
+    assert len(steps) == 2  # 12 images, batches of 4: 3 batches, a step every 2 (and the last)
+    end = load_checkpoint(tmp_path / "run" / "last.pt")["model"]
+    moved = torch.sqrt(sum(((end[n] - start[n]) ** 2).sum() for n in names))
+    assert 0 < moved <= len(steps) * lr * clip * 1.001  # each step moves at most lr * clip
 
 
 def test_nan_loss_stops_with_a_message(tmp_path, monkeypatch):
@@ -155,7 +182,10 @@ def test_cli_train_evaluate_predict_and_bad_input(tmp_path, capsys):
         main(["evaluate", str(out / "best.pt"), "--split", "test", "--out", str(tmp_path / "ev")])
         == 0
     )
-    assert json.loads((tmp_path / "ev" / "metrics.json").read_text())["mean_iou"] >= 0
+    saved = json.loads((tmp_path / "ev" / "metrics.json").read_text())
+    assert saved["mean_iou"] == pytest.approx(
+        np.nanmean([v for v in saved["iou"] if v is not None])
+    )
     capsys.readouterr()
     cases = [
         (["train", str(tmp_path / "missing.yaml")], "config file not found"),

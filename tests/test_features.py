@@ -1,6 +1,6 @@
 import numpy as np
 import pytest
-from conftest import shapes_image
+from _helpers import shapes_image
 from scipy import ndimage as ndi
 from skimage import color
 
@@ -106,9 +106,12 @@ def test_rejects_bad_images(image, match):
         pixel_features(image, "lab")
 
 
-@pytest.mark.parametrize("spec", ["lab+foo", "", "lab+lab", "rgb++xy"])
-def test_rejects_bad_specs(spec):
-    with pytest.raises(ValueError):
+@pytest.mark.parametrize(
+    "spec, words",
+    [("lab+foo", "foo"), ("", "feature"), ("lab+lab", "lab"), ("rgb++xy", "feature")],
+)
+def test_rejects_bad_specs(spec, words):
+    with pytest.raises(ValueError, match=words):
         pixel_features(shapes_image(4, 4), spec)
 
 

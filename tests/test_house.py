@@ -129,3 +129,18 @@ def test_modules_and_functions_are_small(path):
             if kernel and length > MAX_FUNCTION_LINES:
                 body = "\n".join(lines[node.lineno - 1 : node.end_lineno])
                 assert "# long:" in body, f"{node.name}: say why the kernel is long ('# long: ...')"
+
+
+def test_the_top_level_names_are_lazy_and_real():
+    import subprocess
+    import sys
+
+    code = ("import sys, seglab; assert 'torch' not in sys.modules and 'numba' not in sys.modules; "
+            "[getattr(seglab, n) for n in seglab.__all__]; print(len(seglab.__all__))")  # fmt: skip
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert int(out.stdout) > 20
+    import seglab
+
+    with pytest.raises(AttributeError, match="no attribute 'nope'"):
+        seglab.nope  # noqa: B018
+    assert seglab.KMeans is __import__("seglab.cluster", fromlist=["KMeans"]).KMeans

@@ -11,7 +11,11 @@ from seglab.cli import main
 from seglab.inference import estimate_memory, export_onnx, parse_tta, predict_tiled
 from seglab.models import build
 
-ort = pytest.importorskip("onnxruntime")
+
+@pytest.fixture
+def ort():
+    """onnxruntime, or a skip for the tests that need it (the others run without it)."""
+    return pytest.importorskip("onnxruntime", reason="pip install 'seglab[onnx]'")
 
 
 def _image(h: int, w: int, seed: int = 0) -> np.ndarray:
@@ -203,7 +207,7 @@ def test_bad_input_is_explained():
         predict_tiled(model, "missing.tif")
 
 
-def test_onnx_export_parity_on_two_sizes_and_tiled_onnx(tmp_path):
+def test_onnx_export_parity_on_two_sizes_and_tiled_onnx(tmp_path, ort):
     model = build("unet", num_classes=3, width=8, depth=3).eval()
     report = export_onnx(model, tmp_path / "unet.onnx", sizes=((64, 80), (97, 131)))
     assert len(report["max_abs_diff"]) == 2 and max(report["max_abs_diff"]) < 1e-4
@@ -219,7 +223,7 @@ def test_onnx_export_parity_on_two_sizes_and_tiled_onnx(tmp_path):
     export_onnx(patch, tmp_path / "patch.onnx", sizes=((32, 40), (45, 33)))
 
 
-def test_cli_predict_tiled_tta_and_export(tmp_path, capsys):
+def test_cli_predict_tiled_tta_and_export(tmp_path, capsys, ort):
     from seglab.engine import load_config, train
     from seglab.io import read_labels, write_image
 

@@ -5,7 +5,7 @@ import json
 
 import numpy as np
 import pytest
-from conftest import shapes_image
+from _helpers import shapes_image
 from PIL import Image
 
 from seglab.cli import main

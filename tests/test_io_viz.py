@@ -98,4 +98,6 @@ def test_k_sweep_figure(tmp_path):
     labels = np.zeros(img.shape[:2], int)
     fig = viz.k_sweep_figure(img, [{"k": 1, "labels": labels, "inertia": 12.5}])
     io.save_figure(tmp_path / "f.png", fig)
-    assert Image.open(tmp_path / "f.png").size[0] > 100
+    picture = np.asarray(Image.open(tmp_path / "f.png").convert("RGB"))
+    assert picture.shape[1] > 100 and picture.std() > 5  # an image was drawn, not a blank page
+    assert "12.5" in "".join(t.get_text() for ax in fig.axes for t in [*ax.texts, ax.title])

@@ -2,7 +2,7 @@ import warnings
 
 import numpy as np
 import pytest
-from conftest import blobs, shapes_image
+from _helpers import blobs, shapes_image
 from sklearn.cluster import KMeans as SKKMeans
 
 from seglab.cluster import KMeans, KMeansSegmenter, kmeans_plusplus

@@ -5,13 +5,14 @@ import json
 import numpy as np
 import pytest
 import torch
+from _helpers import needs
 from torch import nn
 
 from seglab.cli import main
 from seglab.data import CocoInstances, InstanceFolder, NucleiInstances, SyntheticInstances
 from seglab.models import build, count_parameters
 
-pytest.importorskip("pycocotools")
+needs_coco = needs("pycocotools", "pip install 'seglab[coco]'")
 
 FAST = {  # fewer proposals and sampled regions: several times faster on a CPU
     "backbone": "resnet18",
@@ -63,6 +64,7 @@ def test_weights_from_a_file_reinitialise_the_class_layers(tmp_path):
         build("mask_rcnn", num_classes=2, backbone="resnet18", weights="NoSuch_Weights.X")
 
 
+@needs_coco
 def test_coco_ap_equals_pycocotools_on_the_same_detections(tmp_path):
     from pycocotools import mask as mask_utils
     from pycocotools.coco import COCO
@@ -199,6 +201,7 @@ def _coco_json(ds, polygons: bool) -> dict:
     }
 
 
+@needs_coco
 @pytest.mark.parametrize("polygons", [False, True])
 def test_coco_json_round_trip(tmp_path, polygons):
     from seglab.io import write_image
@@ -264,6 +267,7 @@ def test_nuclei_instances_split():
     assert image.shape == (3, 128, 128) and target["masks"].shape[1:] == (128, 128)
 
 
+@needs_coco
 def test_bad_annotations_are_reported_by_id(tmp_path):
     from seglab.io import write_image
 
@@ -326,6 +330,7 @@ class _BrightBlobs(nn.Module):
         return outs
 
 
+@needs_coco
 def test_tiled_instances_are_merged_across_seams():
     from seglab.instances import predict_instances
 
@@ -370,6 +375,7 @@ def trained(tmp_path_factory):
     return out
 
 
+@needs_coco
 def test_overfits_three_synthetic_images(trained):
     from seglab.engine import evaluate
 
@@ -388,6 +394,7 @@ def test_overfits_three_synthetic_images(trained):
     assert rows[-1]["loss_mask"] < rows[0]["loss_mask"]
 
 
+@needs_coco
 def test_cli_predicts_instances(trained, tmp_path, capsys):
     from seglab.io import read_labels, write_image
 
@@ -447,6 +454,7 @@ def test_cli_predicts_instances(trained, tmp_path, capsys):
     assert rc == 2 and "holds a mask_rcnn" in capsys.readouterr().err
 
 
+@needs_coco
 def test_images_without_instances_train_as_background_and_fixed_scale():
     model = build("mask_rcnn", num_classes=2, image_scale=2.0, **{**FAST, "min_size": 64})
     empty = {

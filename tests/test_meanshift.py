@@ -1,6 +1,6 @@
 import numpy as np
 import pytest
-from conftest import shapes_image
+from _helpers import shapes_image
 from scipy import ndimage as ndi
 from sklearn.cluster import MeanShift as SKMeanShift
 from sklearn.cluster import estimate_bandwidth as sk_estimate_bandwidth
@@ -241,7 +241,7 @@ def edison(tmp_path_factory):
     numpy 2 fixes (benchmarks/_edison.py); skipped where the sdist or a compiler is missing."""
     import importlib.util
 
-    from conftest import REPO
+    from _helpers import REPO
 
     spec = importlib.util.spec_from_file_location("_edison", REPO / "benchmarks" / "_edison.py")
     helper = importlib.util.module_from_spec(spec)

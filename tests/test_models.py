@@ -159,9 +159,11 @@ def test_vgg16_state_dict_maps_onto_fcn(tmp_path):
     torch.testing.assert_close(model.features[28].weight, vgg.features[28].weight)
     torch.testing.assert_close(model.fc6.weight, vgg.classifier[0].weight.view(4096, 512, 7, 7))
     torch.testing.assert_close(model.fc7.weight.flatten(1), vgg.classifier[3].weight)
+    expected = vgg.features[28].weight.detach().clone()
     del vgg, model
-    # the builder takes the same file
-    assert build("fcn32s", num_classes=2, weights_backbone=str(path)) is not None
+    # the builder takes the same file: the backbone holds its weights
+    built = build("fcn32s", num_classes=2, weights_backbone=str(path))
+    torch.testing.assert_close(built.features[28].weight, expected)
 
 
 def test_vgg16_bn_and_resnet_weights_map_onto_their_encoders(tmp_path):

@@ -56,9 +56,13 @@ def test_single_region_survives_any_min_size():
     assert np.all(out == 0)
 
 
-@pytest.mark.parametrize("bad", [np.zeros((3,), int), np.zeros((3, 3)), np.zeros((0, 3), int)])
-def test_rejects_bad_labels(bad):
-    with pytest.raises(ValueError):
+@pytest.mark.parametrize(
+    "bad, words",
+    [(np.zeros((3,), int), "2-d|\\(H, W\\)"), (np.zeros((3, 3)), "integer"),
+     (np.zeros((0, 3), int), "empty")],
+)  # fmt: skip
+def test_rejects_bad_labels(bad, words):
+    with pytest.raises(ValueError, match=words):
         connected_regions(bad)
 
 

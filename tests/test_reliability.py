@@ -11,9 +11,8 @@ import time
 
 import numpy as np
 import pytest
-from conftest import shapes_image
+from _helpers import one_error_line, shapes_image, snapshot, train_args
 from PIL import Image
-from test_safety import _one_error_line, _snapshot, _train_args
 
 from seglab import io
 from seglab.batch import OutputBatch
@@ -40,7 +39,7 @@ def test_a_signal_mid_run_restores_every_earlier_result(tmp_path, signum):
     out = tmp_path / "out"
     cmd = [sys.executable, "-m", "seglab", "segment", str(photos), "--out", str(out), "--quiet"]
     assert subprocess.run([*cmd, "--k", "2"], capture_output=True).returncode == 0
-    before = _snapshot(out)
+    before = snapshot(out)
     child = subprocess.Popen([*cmd, "--method", "meanshift", "--hs", "9"], stderr=subprocess.PIPE,
                              text=True)  # fmt: skip
     for _ in range(60_000):  # until the first image has replaced its earlier result
@@ -51,7 +50,7 @@ def test_a_signal_mid_run_restores_every_earlier_result(tmp_path, signum):
     _, err = child.communicate(timeout=120)
     assert child.returncode == 128 + signum, err
     assert f"interrupted by {signal.Signals(signum).name}" in err and "Traceback" not in err
-    assert _snapshot(out) == before  # byte-identical, nothing of the new run, no staging left
+    assert snapshot(out) == before  # byte-identical, nothing of the new run, no staging left
     assert not list(out.glob(".*"))
 
 
@@ -70,23 +69,23 @@ def test_a_killed_runs_staging_is_recovered_not_deleted(tmp_path):
 
 def test_overwrite_keeps_the_old_run_until_the_new_one_has_started(tmp_path, capsys):
     out = tmp_path / "run"
-    assert main(_train_args(out)) == 0
-    before = _snapshot(out)
+    assert main(train_args(out)) == 0
+    before = snapshot(out)
     missing = tmp_path / "nowhere"
-    args = [*_train_args(out, "data.dataset=folder", f"data.root={missing}"), "--overwrite"]
+    args = [*train_args(out, "data.dataset=folder", f"data.root={missing}"), "--overwrite"]
     assert main(args) == 2
     capsys.readouterr()
-    assert _snapshot(out) == before  # setup failed: best.pt, last.pt and the metrics are kept
+    assert snapshot(out) == before  # setup failed: best.pt, last.pt and the metrics are kept
     assert [p.name for p in out.iterdir() if p.name.startswith(".")] == []
 
 
 def test_train_into_a_file_or_read_only_place_fails_before_any_epoch(tmp_path, capsys, monkeypatch):
     afile = tmp_path / "afile"
     afile.write_text("not a folder")
-    assert main(_train_args(afile)) == 2
-    _one_error_line(capsys, "is a file")
-    assert main(_train_args(afile / "sub")) == 2
-    _one_error_line(capsys, "not a directory")
+    assert main(train_args(afile)) == 2
+    one_error_line(capsys, "is a file")
+    assert main(train_args(afile / "sub")) == 2
+    one_error_line(capsys, "not a directory")
     assert afile.read_text() == "not a folder"
 
 
@@ -105,7 +104,7 @@ def test_os_errors_are_one_line(tmp_path, capsys, monkeypatch, code, words):
 
     monkeypatch.setattr(seglab._files, "atomic_write", fail)
     assert main(["segment", str(photo), "--out", str(tmp_path / "out"), "--quiet"]) == 2
-    _one_error_line(capsys, words, "--out")
+    one_error_line(capsys, words, "--out")
     assert not (tmp_path / "out").exists()  # the failed run removed the folder it made
 
 
@@ -115,23 +114,23 @@ def test_paths_that_are_files_or_leave_out_are_refused(tmp_path, capsys):
     afile = tmp_path / "afile"
     afile.write_text("mine")
     assert main(["segment", str(photo), "--out", str(afile / "sub"), "--quiet"]) == 2
-    _one_error_line(capsys)
+    one_error_line(capsys)
     out = tmp_path / "out"
     out.mkdir()
     (out / "p").write_text("a file where a result folder would go")
     assert main(["segment", str(photo), "--out", str(out), "--quiet"]) == 2
-    _one_error_line(capsys, "not a result folder")
+    one_error_line(capsys, "not a result folder")
     assert (out / "p").read_text() == "a file where a result folder would go"
     args = ["compare", str(photo), "--out", str(out), "--checkpoint", f"../../x={photo}"]
     assert main(args) == 2
-    _one_error_line(capsys, "not a plain name")
+    one_error_line(capsys, "not a plain name")
     assert main(["compare", str(photo), "--methods", "", "--out", str(tmp_path / "c")]) == 2
-    _one_error_line(capsys, "no method")
+    one_error_line(capsys, "no method")
     truth = tmp_path / "truth"
     truth.mkdir()
     Image.fromarray(np.zeros((48, 64), np.uint8)).save(truth / "p.jpg")
     assert main(["compare", str(photo), "--truth", str(truth), "--out", str(tmp_path / "c")]) == 2
-    _one_error_line(capsys, "p.png", "p.jpg")
+    one_error_line(capsys, "p.png", "p.jpg")
 
 
 def test_bad_truth_files_are_one_line_naming_the_file(tmp_path, capsys):
@@ -141,12 +140,12 @@ def test_bad_truth_files_are_one_line_naming_the_file(tmp_path, capsys):
     truth.mkdir()
     Image.fromarray(shapes_image()).save(truth / "p.png")  # RGB, not one id per pixel
     assert main(["compare", str(photo), "--truth", str(truth), "--out", str(tmp_path / "c")]) == 2
-    _one_error_line(capsys, "p.png", "colour")
+    one_error_line(capsys, "p.png", "colour")
     Image.fromarray(np.zeros((48, 64), np.uint8)).save(truth / "p.png")
     data = (truth / "p.png").read_bytes()
     (truth / "p.png").write_bytes(data[: len(data) // 2])  # truncated
     assert main(["compare", str(photo), "--truth", str(truth), "--out", str(tmp_path / "c")]) == 2
-    _one_error_line(capsys, "p.png")
+    one_error_line(capsys, "p.png")
 
 
 def test_an_all_ignore_truth_scores_nothing_and_the_json_is_strict(tmp_path):

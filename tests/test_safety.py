@@ -1,6 +1,5 @@
 """Nothing lost, hostile files refused cleanly, and one-line errors (issue: real-world inputs)."""
 
-import hashlib
 import json
 import os
 import stat
@@ -9,52 +8,19 @@ import zlib
 
 import numpy as np
 import pytest
-from conftest import QUICKSTART, shapes_image
+from _helpers import QUICKSTART, one_error_line, shapes_image, snapshot, train_args
 from PIL import Image
 
 from seglab import io
 from seglab.cli import main
 from seglab.segment import Segmentation, segment, write_segmentation
 
-TINY = [
-    "data.n_train=8",
-    "data.n_val=2",
-    "data.n_test=2",
-    "data.size=[32, 32]",
-    "model.options={width: 4, depth: 2}",
-    "train.batch_size=4",
-    "train.epochs=1",
-]
-
-
-def _train_args(out, *extra):
-    args = ["train", QUICKSTART, "--out", str(out), "--quiet"]
-    for s in [*TINY, *extra]:
-        args += ["--set", s]
-    return args
-
-
-def _snapshot(folder):
-    return {
-        p.relative_to(folder).as_posix(): hashlib.sha256(p.read_bytes()).hexdigest()
-        for p in sorted(folder.rglob("*"))
-        if p.is_file()
-    }
-
-
-def _one_error_line(capsys, *words):
-    err = capsys.readouterr().err.strip().splitlines()
-    assert len(err) == 1 and err[0].startswith("seglab: error:"), err
-    for w in words:
-        assert w in err[0], err
-    return err[0]
-
 
 @pytest.fixture(scope="module")
 def run_folder(tmp_path_factory):
     """A finished one-epoch run, shared by the tests that must not change it."""
     out = tmp_path_factory.mktemp("run") / "run"
-    assert main(_train_args(out)) == 0
+    assert main(train_args(out)) == 0
     return out
 
 
@@ -62,29 +28,29 @@ def run_folder(tmp_path_factory):
 
 
 def test_second_run_with_another_config_is_refused_and_changes_nothing(run_folder, capsys):
-    before = _snapshot(run_folder)
-    assert main(_train_args(run_folder, "optimizer.lr=0.01")) == 2
-    _one_error_line(capsys, "already holds a training run", "--resume", "--overwrite")
-    assert _snapshot(run_folder) == before
+    before = snapshot(run_folder)
+    assert main(train_args(run_folder, "optimizer.lr=0.01")) == 2
+    one_error_line(capsys, "already holds a training run", "--resume", "--overwrite")
+    assert snapshot(run_folder) == before
 
 
 def test_resume_with_another_config_is_one_line(run_folder, capsys):
-    before = _snapshot(run_folder)
-    args = _train_args(run_folder, "model.options={width: 8, depth: 2}")
+    before = snapshot(run_folder)
+    args = train_args(run_folder, "model.options={width: 8, depth: 2}")
     assert main([*args, "--resume"]) == 2
-    _one_error_line(capsys, "config differs", "model.options")
-    assert _snapshot(run_folder) == before
+    one_error_line(capsys, "config differs", "model.options")
+    assert snapshot(run_folder) == before
 
 
 def test_resume_on_nothing_is_an_error(tmp_path, capsys):
-    assert main([*_train_args(tmp_path / "none"), "--resume"]) == 2
-    _one_error_line(capsys, "nothing to resume")
+    assert main([*train_args(tmp_path / "none"), "--resume"]) == 2
+    one_error_line(capsys, "nothing to resume")
 
 
 def test_overwrite_replaces_the_run_and_resume_drops_duplicate_rows(tmp_path):
     out = tmp_path / "run"
-    assert main(_train_args(out)) == 0
-    assert main([*_train_args(out, "optimizer.lr=0.002"), "--overwrite"]) == 0
+    assert main(train_args(out)) == 0
+    assert main([*train_args(out, "optimizer.lr=0.002"), "--overwrite"]) == 0
     assert len((out / "metrics.csv").read_text().splitlines()) == 2  # header + one epoch
     # a kill after epoch 2 was logged but before its checkpoint was written
     with open(out / "metrics.csv", "a") as f:
@@ -93,7 +59,7 @@ def test_overwrite_replaces_the_run_and_resume_drops_duplicate_rows(tmp_path):
         f.write(json.dumps({"epoch": 2, "train_loss": 0.5}) + "\n")
     stale = out / f".last.pt.seglab-{io.owner_tag().split('-')[0]}-999999999.abc.tmp"
     stale.write_bytes(b"half a checkpoint")
-    args = [*_train_args(out, "optimizer.lr=0.002", "train.epochs=2"), "--resume"]
+    args = [*train_args(out, "optimizer.lr=0.002", "train.epochs=2"), "--resume"]
     assert main(args) == 0
     epochs = [int(r.split(",")[0]) for r in (out / "metrics.csv").read_text().splitlines()[1:]]
     assert epochs == [1, 2]
@@ -121,13 +87,13 @@ def test_failing_segment_run_keeps_earlier_results(tmp_path, capsys):
     assert main(["segment", str(good), "--k", "3", "--out", str(out), "--quiet"]) == 0
     (out / "someone_else").mkdir()
     (out / "someone_else" / "result.txt").write_text("another run's work")
-    before = _snapshot(out)
+    before = snapshot(out)
     tiny = tmp_path / "tiny.png"  # fails mid-run: more clusters than pixels
     Image.fromarray(np.zeros((2, 2, 3), np.uint8)).save(tiny)
     args = ["segment", str(good), str(other), str(tiny), "--k", "5", "--out", str(out), "--quiet"]
     assert main(args) == 2
-    _one_error_line(capsys, "number of pixels")
-    assert _snapshot(out) == before  # good/ restored, other/ removed, someone_else/ kept
+    one_error_line(capsys, "number of pixels")
+    assert snapshot(out) == before  # good/ restored, other/ removed, someone_else/ kept
     assert sorted(p.name for p in out.iterdir()) == ["good", "someone_else"]
 
 
@@ -160,7 +126,7 @@ def test_unwritable_output_is_one_line(tmp_path, capsys, monkeypatch):
 
     monkeypatch.setattr(seglab.batch.tempfile, "mkdtemp", denied)
     assert main(["segment", str(photo), "--out", str(tmp_path / "ro"), "--quiet"]) == 2
-    _one_error_line(capsys, "permission denied")
+    one_error_line(capsys, "permission denied")
 
 
 # ----------------------------------------------------------------------------- hostile inputs
@@ -184,7 +150,7 @@ def test_huge_pictures_are_refused_from_the_header(side, tmp_path, capsys):
     bomb = _png_header_only(tmp_path / "bomb.png", side, side)
     assert bomb.stat().st_size < 10_000
     assert main(["segment", str(bomb), "--out", str(tmp_path / "o"), "--quiet"]) == 2
-    _one_error_line(capsys, f"{side} x {side}", "--max-pixels")
+    one_error_line(capsys, f"{side} x {side}", "--max-pixels")
     assert not (tmp_path / "o").exists()
     with pytest.raises(ValueError, match="more than the limit"):
         io.read_image(bomb)
@@ -219,11 +185,11 @@ def test_labels_beyond_16_bits_are_written_as_32_bit_tiff(tmp_path):
 
 def test_export_refuses_a_folder_and_an_existing_file(run_folder, tmp_path, capsys):
     assert main(["export", str(run_folder / "last.pt"), "--out", str(tmp_path)]) == 2
-    _one_error_line(capsys, "is a folder")
+    one_error_line(capsys, "is a folder")
     target = tmp_path / "m.onnx"
     target.write_text("an earlier export")
     assert main(["export", str(run_folder / "last.pt"), "--out", str(target)]) == 2
-    _one_error_line(capsys, "exists", "--overwrite")
+    one_error_line(capsys, "exists", "--overwrite")
     assert target.read_text() == "an earlier export"
 
 
@@ -248,7 +214,7 @@ def test_predict_takes_folders_and_refuses_a_five_channel_tiff_cleanly(
         main(["predict", str(run_folder / "last.pt"), str(folder), "--out", str(out2), "--quiet"])
         == 2
     )
-    _one_error_line(capsys)
+    one_error_line(capsys)
     assert not out2.exists() or not any(out2.iterdir())
 
 
