@@ -341,3 +341,18 @@ def test_cli_names_a_bad_mask_value_and_a_size_mismatch(tmp_path, capsys):
         assert main(argv) == 2
         err = capsys.readouterr().err.strip().splitlines()
         assert len(err) == 1 and message in err[0], err
+
+
+def test_the_config_schema_checks_every_key():
+    from seglab.engine.config import CONSTRAINTS, DEFAULTS, leaves
+
+    assert set(leaves(DEFAULTS)) == set(CONSTRAINTS)  # no key without its constraint
+    for override, words in [
+        ("train.clip_grad=-1", "train.clip_grad must be a number > 0 or None"),
+        ("optimizer.momentum=2", "optimizer.momentum must be a number >= 0 and <= 1"),
+        ("train.amp=maybe", "train.amp must be true or false or one of 'auto'"),
+        ("data.hflip=1", "data.hflip must be true or false"),
+        ("train.num_workers=-2", "train.num_workers must be an integer >= 0"),
+    ]:
+        with pytest.raises(ConfigError, match=words.replace("(", r"\(").replace(")", r"\)")):
+            load_config(QUICKSTART, [override])

@@ -207,7 +207,7 @@ def test_build_errors(args, match):
             build(*args)
     with pytest.raises(ValueError, match="num_classes"):
         build("unet", num_classes=0)
-    with pytest.raises(ValueError, match="unexpected keyword"):
+    with pytest.raises(ValueError, match=r"unknown option.*'colour'; it takes .*width"):
         build("unet", num_classes=2, colour="red")
     with pytest.raises(ValueError, match="expects a"):
         build("unet", num_classes=2, width=4)(torch.zeros(1, 1, 16, 16))
@@ -219,3 +219,19 @@ def test_models_command_lists_every_model(capsys):
     for name in NAMES:
         assert name in out
     assert "134.49 M" in out and model_info("fcn8s").output_stride == 8
+
+
+def test_a_bug_inside_a_builder_propagates_and_a_wrong_option_is_named(monkeypatch):
+    from seglab.models import registry
+
+    with pytest.raises(ValueError, match=r"unet: .*'colour'"):
+        build("unet", num_classes=2, colour="red")
+    import dataclasses
+
+    def broken(num_classes, in_channels):
+        return len(None)  # a TypeError inside the builder: a bug, not a user's mistake
+
+    info = dataclasses.replace(registry.model_info("unet"), builder=broken)
+    monkeypatch.setitem(registry._REGISTRY, "unet", info)
+    with pytest.raises(TypeError, match="NoneType"):
+        build("unet", num_classes=2)

@@ -127,16 +127,13 @@ def make_segmenter(method: str, **params: Any):
 
     check_choice(method, "method", CLUSTERING)
     cls = KMeansSegmenter if method == "kmeans" else MeanShiftSegmenter
-    try:
-        return cls(**params)
-    except TypeError:
-        import inspect
-
-        known = [p for p in inspect.signature(cls).parameters if p != "self"]
-        unknown = sorted(set(params) - set(known))
+    known = cls._param_names()  # an unknown parameter is the user's mistake; a bug propagates
+    unknown = sorted(set(params) - set(known))
+    if unknown:
         raise ValueError(
             f"{method} has no parameter {', '.join(unknown)}; it takes {', '.join(known)}"
-        ) from None
+        )
+    return cls(**params)
 
 
 def segment(

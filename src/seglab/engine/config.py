@@ -10,6 +10,7 @@ from typing import Any
 import yaml
 
 from .._checks import check_positive_int
+from .._constraints import Interval, Options, validate
 
 #: Every field and its default. A field set to a dict here is a section; anything not listed is
 #: an error ("model.options" is free-form: it goes to the model builder).
@@ -71,6 +72,50 @@ _CHOICES = {
 }
 _FREE = {"model.options"}
 
+_POSITIVE_INT, _COUNT = Interval(int, 1), Interval(int, 0)
+_PATH = (str, None)
+_AUTO_BOOL = (bool, Options(("auto",)))
+#: What every key of :data:`DEFAULTS` accepts (a test checks that none is missing); choices that
+#: come from registries (datasets, models) are checked apart.
+CONSTRAINTS: dict[str, Any] = {
+    "data.dataset": str, "data.root": _PATH, "data.classes": (list, None),
+    "data.ignore_index": Interval(int, 0, 65535), "data.augmented": bool,
+    "data.annotations": (dict, None), "data.bad_annotations": Options(("raise", "skip")),
+    "data.contiguous_labels": (bool, None), "data.train_split": str, "data.val_split": str,
+    "data.test_split": str, "data.size": list, "data.n_train": _POSITIVE_INT,
+    "data.n_val": _POSITIVE_INT, "data.n_test": _POSITIVE_INT, "data.tile": _POSITIVE_INT,
+    "data.patches_per_image": _POSITIVE_INT, "data.balanced_patches": bool,
+    "data.crop": (Interval(int, 1), list, None), "data.scale": list, "data.hflip": bool,
+    "data.vflip": bool, "data.color_jitter": Interval(float, 0, 1),
+    "model.name": str, "model.options": dict, "model.pretrained": _PATH,
+    "loss.name": Options(("ce", "dice", "ce+dice")), "loss.class_weights": (
+        list, Options(("median_frequency",)), None), "loss.dice_weight": Interval(float, 0),
+    "optimizer.name": Options(("adamw", "sgd")), "optimizer.lr": Interval(float, 0, None, "neither"),
+    "optimizer.weight_decay": Interval(float, 0), "optimizer.momentum": Interval(float, 0, 1),
+    "schedule.name": Options(("poly", "cosine", "constant")), "schedule.power": Interval(float, 0),
+    "schedule.warmup_iters": _COUNT,
+    "train.epochs": _POSITIVE_INT, "train.batch_size": _POSITIVE_INT,
+    "train.grad_accum": _POSITIVE_INT, "train.clip_grad": (Interval(float, 0, None, "neither"), None),
+    "train.amp": _AUTO_BOOL, "train.channels_last": _AUTO_BOOL, "train.eval_every": _POSITIVE_INT,
+    "train.save_every": _POSITIVE_INT, "train.seed": _COUNT, "train.device": str,
+    "train.num_workers": _COUNT, "train.tensorboard": _AUTO_BOOL, "out": str,
+}  # fmt: skip
+
+
+def leaves(cfg: dict, prefix: str = "") -> dict[str, Any]:
+    """``{"train.epochs": 10, ...}``: every value of a config by its dotted key."""
+    out: dict[str, Any] = {}
+    for key, value in cfg.items():
+        dotted = f"{prefix}{key}"
+        if isinstance(value, dict) and dotted not in _FREE and dotted not in _MAPPINGS:
+            out |= leaves(value, dotted + ".")
+        else:
+            out[dotted] = value
+    return out
+
+
+_MAPPINGS = {"data.annotations"}  # values that are mappings, not sections
+
 
 class ConfigError(ValueError):
     """A configuration problem, with the offending key in the message."""
@@ -114,6 +159,10 @@ def parse_override(text: str) -> dict:
 def _validate(cfg: dict) -> dict:
     from ..data.registry import dataset_info, list_datasets
 
+    try:
+        validate(leaves(cfg), CONSTRAINTS)
+    except ValueError as exc:
+        raise ConfigError(str(exc)) from None
     allowed = {"data.dataset": tuple(list_datasets()), **_CHOICES}
     for dotted, choices in allowed.items():
         section, key = dotted.split(".")

@@ -88,10 +88,39 @@ def build(name: str, num_classes: int = 21, in_channels: int = 3, **options: Any
     info = model_info(name)
     check_positive_int(num_classes, "num_classes")
     check_positive_int(in_channels, "in_channels")
+    known = accepted_options(info.builder)
+    unknown = sorted(set(options) - known) if known is not None else []
+    if unknown:  # the user's mistake, said here; a TypeError from inside a builder is a bug
+        raise ValueError(
+            f"{name}: unknown option(s) {', '.join(map(repr, unknown))}; it takes "
+            f"{', '.join(sorted(known - {'num_classes', 'in_channels'}))}"
+        )
+    return info.builder(num_classes=num_classes, in_channels=in_channels, **options)
+
+
+def accepted_options(builder) -> set[str] | None:
+    """The keyword options a builder takes: its own parameters and, where it forwards
+    ``**options`` to the model class it returns, that class's; None when anything goes."""
+    import inspect
+    import typing
+
+    names: set[str] = set()
+    for fn in (builder, _returned_class(builder, typing)):
+        if fn is None:
+            return None
+        params = inspect.signature(fn).parameters.values()
+        names |= {p.name for p in params if p.kind not in (p.VAR_KEYWORD, p.VAR_POSITIONAL)}
+        if not any(p.kind == p.VAR_KEYWORD for p in params):
+            return names
+    return None
+
+
+def _returned_class(builder, typing):
     try:
-        return info.builder(num_classes=num_classes, in_channels=in_channels, **options)
-    except TypeError as exc:
-        raise ValueError(f"{name}: {exc}") from None
+        returned = typing.get_type_hints(builder).get("return")
+    except Exception:
+        return None
+    return returned if isinstance(returned, type) else None
 
 
 def count_parameters(name: str, num_classes: int | None = None, **options: Any) -> int:
