@@ -11,7 +11,7 @@ SRC = Path(__file__).resolve().parents[1] / "src" / "seglab"
 
 #: The layers of CONTRIBUTING.md, bottom first: a module imports from its own layer or below.
 LAYERS = [
-    {"_checks", "_constraints", "_signals", "_files", "image"},
+    {"_checks", "_constraints", "_signals", "_files", "_feature_groups", "image"},
     {"io", "features", "metrics", "viz", "losses", "nn", "_forest_kernels"},
     {"cluster", "models", "data", "inference", "instances", "interactive"},
     {"engine", "segment", "batch", "baselines"},
@@ -144,3 +144,13 @@ def test_the_top_level_names_are_lazy_and_real():
     with pytest.raises(AttributeError, match="no attribute 'nope'"):
         seglab.nope  # noqa: B018
     assert seglab.KMeans is __import__("seglab.cluster", fromlist=["KMeans"]).KMeans
+
+
+def test_lists_in_help_and_readme_come_from_the_code():
+    from seglab._feature_groups import FEATURE_GROUPS
+    from seglab.cli import build_parser
+
+    segment_help = build_parser()._subparsers._group_actions[0].choices["segment"].format_help()
+    readme = (SRC.parents[1] / "README.md").read_text()
+    for group in FEATURE_GROUPS:
+        assert group in segment_help and f"`{group}`" in readme, group

@@ -40,20 +40,11 @@ import numpy as np
 from scipy import ndimage as ndi
 from skimage import color
 
+from ._feature_groups import FEATURE_GROUPS
 from .image import to_float
 
-#: Feature group name -> number of dimensions it contributes.
-FEATURE_GROUPS: dict[str, int] = {
-    "rgb": 3,
-    "lab": 3,
-    "luv": 3,
-    "edison": 3,
-    "hsv": 3,
-    "gray": 1,
-    "xy": 2,
-    "grad": 2,
-    "texture": 9,
-}
+__all__ = ["FEATURE_GROUPS", "feature_layout", "parse_features", "pixel_features",
+           "resolve_spatial_weight"]  # fmt: skip
 
 _TEXTURE_SCALES = (1.0, 2.0, 4.0)
 

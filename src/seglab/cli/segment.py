@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from .._feature_groups import FEATURE_GROUPS
 from . import _common as c
 
 SEGMENT_EXAMPLES = """\
@@ -39,7 +40,7 @@ def add_method_options(p: argparse.ArgumentParser, patch: bool = True) -> None:
         p.add_argument("--method", choices=["kmeans", "meanshift", "sliding", "patch-fcn"],
                        default="kmeans", help="(default: kmeans); sliding, patch-fcn need --checkpoint")
     p.add_argument("--features", type=c.checked_by("features", "parse_features"),
-                   help="joined by '+': rgb, lab, luv, hsv, gray, xy, grad, texture")
+                   help=f"joined by '+': {', '.join(FEATURE_GROUPS)}")
     p.add_argument("--min-region-size", type=c.integer(0), metavar="N",
                    help="merge connected regions smaller than N pixels into a neighbour")
     km = p.add_argument_group("k-means (KMeansSegmenter)")

@@ -50,16 +50,6 @@ def load_checkpoint(path: str | os.PathLike) -> dict:
     return ckpt
 
 
-def load_matching(model: nn.Module, state: dict) -> list[str]:
-    """Load every tensor of ``state`` whose name and shape fit ``model``; the others (a classifier
-    for another number of classes, say) keep their fresh initialisation. Returns the names of
-    the model's tensors that were not loaded."""
-    own = model.state_dict()
-    fits = {k: v for k, v in state.items() if k in own and own[k].shape == v.shape}
-    model.load_state_dict(fits, strict=False)
-    return sorted(k for k in own if k not in fits)
-
-
 def model_from_checkpoint(ckpt: dict) -> tuple[nn.Module, ClassMap]:
     """The network a checkpoint holds, with its weights, and its class map."""
     cfg = ckpt["config"]

@@ -39,9 +39,9 @@ from ..io import (
     atomic_write_bytes,
 )
 from ..losses import CEDiceLoss, CrossEntropyLoss, DiceLoss, median_frequency_weights
-from ..models import build, is_instance_model
+from ..models import build, is_instance_model, load_matching
 from ..models.sliding import PatchClassifier
-from .checkpoint import RUN_FILES, load_checkpoint, load_matching, load_state, save_checkpoint
+from .checkpoint import RUN_FILES, load_checkpoint, load_state, save_checkpoint
 from .evaluate import run_evaluation
 from .run_folder import prepare_run_folder, restore_old_run, set_aside_old_run
 

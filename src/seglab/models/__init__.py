@@ -12,6 +12,7 @@ sliding-window baseline, which classifies (B, C, P, P) patches (see :mod:`seglab
 
 from __future__ import annotations
 
+from ._blocks import load_matching
 from .fc_densenet import FCDenseNet, fc_densenet56, fc_densenet67, fc_densenet103
 from .fcn import FCN, FCNResNet, fcn8s, fcn16s, fcn32s
 from .mask_rcnn import is_instance_model, mask_rcnn
@@ -49,6 +50,7 @@ __all__ = [
     "fcn32s",
     "is_instance_model",
     "list_models",
+    "load_matching",
     "mask_rcnn",
     "model_info",
     "model_table",

@@ -104,3 +104,13 @@ def check_input(x: torch.Tensor, in_channels: int, name: str) -> None:
         raise ValueError(
             f"{name} expects a (B, {in_channels}, H, W) tensor, got shape {tuple(x.shape)}"
         )
+
+
+def load_matching(model: nn.Module, state: dict) -> list[str]:
+    """Load every tensor of ``state`` whose name and shape fit ``model``; the others (a classifier
+    for another number of classes, say) keep their fresh initialisation. Returns the names of
+    the model's tensors that were not loaded."""
+    own = model.state_dict()
+    fits = {k: v for k, v in state.items() if k in own and own[k].shape == v.shape}
+    model.load_state_dict(fits, strict=False)
+    return sorted(k for k in own if k not in fits)

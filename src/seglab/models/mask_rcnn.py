@@ -36,6 +36,7 @@ import torch
 from torch import nn
 from torchvision.models.detection.transform import GeneralizedRCNNTransform, resize_boxes
 
+from ._blocks import load_matching
 from .registry import register_model
 
 BACKBONES = ("resnet18", "resnet34", "resnet50")
@@ -184,7 +185,7 @@ def _trunk(backbone: str, has_weights: bool, weights_backbone, trainable_backbon
     trunk = getattr(resnet, backbone)(weights=None, norm_layer=norm)
     if weights_backbone is not None:
         state = _state_dict(weights_backbone, "weights_backbone")
-        missing = _load_matching(trunk, state)
+        missing = load_matching(trunk, state)
         if len(missing) == len(trunk.state_dict()):
             raise ValueError(f"weights_backbone {weights_backbone} holds no {backbone} layer")
     return trunk, layers
@@ -193,7 +194,7 @@ def _trunk(backbone: str, has_weights: bool, weights_backbone, trainable_backbon
 def _load_weights(model: nn.Module, weights) -> list[str]:
     """Load ``weights`` where names and shapes fit; returns the names re-initialised."""
     state = _state_dict(weights, "weights")
-    reset = _load_matching(model, state)
+    reset = load_matching(model, state)
     if len(reset) == len(model.state_dict()):
         raise ValueError(f"weights {weights} hold no layer of this Mask R-CNN")
     if reset:
@@ -267,13 +268,6 @@ def _state_dict(source, name: str) -> dict:
             f"downloaded here ({type(exc).__name__}); download {enum.url} elsewhere and pass "
             "the local file"
         ) from None
-
-
-def _load_matching(model: nn.Module, state: dict) -> list[str]:
-    own = model.state_dict()
-    fits = {k: v for k, v in state.items() if k in own and own[k].shape == v.shape}
-    model.load_state_dict(fits, strict=False)
-    return sorted(k for k in own if k not in fits)
 
 
 def is_instance_model(model: nn.Module) -> bool:
