@@ -157,6 +157,7 @@ def test_api_refuses_bad_uploads_and_keeps_serving(server):
     assert status == 200 and body["results"][0]["metrics"]["adjusted_rand_index"] is None
 
 
+@pytest.mark.slow
 def test_page_in_a_real_browser(server, browser, tmp_path):
     base, _ = server
     photo = tmp_path / "shapes.png"
@@ -285,6 +286,7 @@ def test_sessions_expire_and_memory_is_bounded(tmp_path):
     assert not state.tmp.exists()
 
 
+@pytest.mark.slow
 def test_sigterm_removes_the_temporary_folder_and_wide_hosts_are_warned(tmp_path):
     import os
     import signal
@@ -336,6 +338,7 @@ def _until(page, expression: str, seconds: float = 30) -> None:
     raise AssertionError(f"never true: {expression}; the page says {page.inner_text('#error')!r}")
 
 
+@pytest.mark.slow
 def test_labelling_in_a_real_browser(server, browser, tmp_path):
     """Strokes drawn with the mouse label pixels, Train shows a prediction, the downloads are
     the library's own results (the app and scripts share one implementation)."""

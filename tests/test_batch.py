@@ -49,6 +49,7 @@ def test_shards_are_disjoint_and_cover_everything(monkeypatch):
         process_group()
 
 
+@pytest.mark.slow
 def test_torchrun_spreads_a_folder_over_two_processes(folder, tmp_path):
     run = tmp_path / "run"
     tiny = ["data.n_train=4", "data.n_val=1", "data.size=[24, 24]", "train.epochs=1",

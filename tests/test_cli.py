@@ -128,6 +128,7 @@ def test_existing_output_is_not_touched_on_error(photo, tmp_path):
     assert [p.name for p in out.iterdir()] == ["keep"]
 
 
+@pytest.mark.slow
 def test_subprocess_exit_status_and_help(photo, tmp_path):
     exe = [sys.executable, "-m", "seglab"]
     r = subprocess.run([*exe, "--version"], capture_output=True, text=True)
@@ -147,6 +148,7 @@ def test_subprocess_exit_status_and_help(photo, tmp_path):
     )
 
 
+@pytest.mark.slow
 def test_quick_demo_writes_the_report(tmp_path, capsys):
     out = tmp_path / "demo"
     assert main(["demo", "--quick", "--out", str(out), "--quiet"]) == 0

@@ -145,6 +145,7 @@ def test_compare_bad_inputs(case, scenes, tmp_path, capsys):
     assert not out.exists() or not any(out.iterdir())
 
 
+@pytest.mark.slow
 def test_report_in_a_real_browser(scenes, tmp_path, browser):
     from _helpers import broken_images, open_page
 

@@ -67,6 +67,7 @@ def test_train_checkpoint_evaluate_predict_end_to_end(tmp_path):
     assert labels.shape == (40, 56) and labels.max() < 4
 
 
+@pytest.mark.slow
 def test_resume_after_a_kill_gives_the_same_weights(tmp_path):
     full = _cfg(tmp_path, "train.epochs=3", "data.hflip=true", "data.scale=[0.8, 1.2]")
     full["out"] = str(tmp_path / "full")
@@ -93,8 +94,8 @@ def test_gradient_accumulation_steps_less_often_and_clipping_bounds_every_step(
 ):
     import seglab.engine.trainer as T
 
-    lr, clip = 0.1, 1e-6
-    cfg = _cfg(tmp_path, "train.epochs=1", "train.grad_accum=2", f"train.clip_grad={clip}",
+    lr, clip = 0.1, 0.000001
+    cfg = _cfg(tmp_path, "train.epochs=1", "train.grad_accum=2", f"train.clip_grad={clip:f}",
                "optimizer.name=sgd", f"optimizer.lr={lr}", "optimizer.momentum=0",
                "optimizer.weight_decay=0", "schedule.name=constant", "schedule.warmup_iters=0")  # fmt: skip
     start, names, steps = {}, [], []
@@ -258,6 +259,7 @@ def _ddp_worker(rank, cfg, port):
     train(cfg, progress=False)
 
 
+@pytest.mark.slow
 def test_ddp_with_gloo_matches_one_process(tmp_path):
     import socket
 

@@ -131,6 +131,7 @@ def test_modules_and_functions_are_small(path):
                 assert "# long:" in body, f"{node.name}: say why the kernel is long ('# long: ...')"
 
 
+@pytest.mark.slow
 def test_the_top_level_names_are_lazy_and_real():
     import subprocess
     import sys

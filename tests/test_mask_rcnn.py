@@ -13,6 +13,7 @@ from seglab.data import CocoInstances, InstanceFolder, NucleiInstances, Syntheti
 from seglab.models import build, count_parameters
 
 needs_coco = needs("pycocotools", "pip install 'seglab[coco]'")
+pytestmark = pytest.mark.slow  # trains a small Mask R-CNN (a minute and a half)
 
 FAST = {  # fewer proposals and sampled regions: several times faster on a CPU
     "backbone": "resnet18",

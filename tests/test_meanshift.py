@@ -53,6 +53,7 @@ def test_grid_path_equals_brute_force(kernel):
     np.testing.assert_allclose(fast, ref, atol=1e-5)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("kernel", KERNEL_NAMES)
 def test_image_path_equals_brute_force(kernel):
     img = shapes_image(14, 18, seed=2)
@@ -144,6 +145,7 @@ def test_segmenter_finds_the_shapes_and_filters():
     assert 8 <= x <= 28 and 8 <= y <= 24
 
 
+@pytest.mark.slow
 def test_gray_and_group_bandwidths():
     img = shapes_image(30, 30, seed=2)
     g = MeanShiftSegmenter(4, 10, features="gray").fit(img[:, :, 0])
@@ -252,6 +254,7 @@ def edison(tmp_path_factory):
         pytest.skip(str(exc))
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", ["astronaut", "coffee", "chelsea", "rocket"])
 def test_agrees_with_edison_at_least_as_well_as_its_own_speedup(name, edison):
     from skimage import data, transform
@@ -267,6 +270,7 @@ def test_agrees_with_edison_at_least_as_well_as_its_own_speedup(name, edison):
     assert adjusted_rand_score(exact.ravel(), ours.ravel()) > 0.95
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("speedup", [1, 2])
 def test_speedups_are_deterministic_and_close_to_exact(speedup):
     import numba

@@ -117,6 +117,7 @@ def _halves(size=64):
     return x, y
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", NAMES)
 def test_overfits_one_tiny_batch(name):
     """Training loss on one batch of two pictures goes (nearly) to zero: the net can fit."""
@@ -148,6 +149,7 @@ def test_overfits_one_tiny_batch(name):
     assert loss.item() < 0.1 * first and pixel_acc > 0.97, msg
 
 
+@pytest.mark.slow
 def test_vgg16_state_dict_maps_onto_fcn(tmp_path):
     vgg = torchvision.models.vgg16(weights=None)
     path = tmp_path / "vgg16.pth"

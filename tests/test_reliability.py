@@ -33,6 +33,7 @@ def _dead_pid() -> int:
     return child.pid
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGHUP])
 def test_a_signal_mid_run_restores_every_earlier_result(tmp_path, signum):
     photos = _photos(tmp_path / "photos", 24)
