@@ -155,3 +155,24 @@ def test_lists_in_help_and_readme_come_from_the_code():
     readme = (SRC.parents[1] / "README.md").read_text()
     for group in FEATURE_GROUPS:
         assert group in segment_help and f"`{group}`" in readme, group
+
+
+def test_every_public_definition_says_what_it_is():
+    missing = []
+    for path in sorted(SRC.rglob("*.py")):
+        parts = path.relative_to(SRC).parts
+        if any(p.startswith("_") and p != "__init__.py" for p in parts):
+            continue  # private modules: their own docstring says what they are for
+
+        def visit(node, prefix, path=path):
+            for sub in node.body:
+                if isinstance(sub, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+                    if sub.name.startswith("_"):
+                        continue
+                    if ast.get_docstring(sub) is None:
+                        missing.append(f"{path.relative_to(SRC)}:{prefix}{sub.name}")
+                    if isinstance(sub, ast.ClassDef):
+                        visit(sub, f"{sub.name}.")
+
+        visit(ast.parse(path.read_text()), "")
+    assert not missing, "no docstring: " + ", ".join(missing)

@@ -32,9 +32,11 @@ class Instance:
 
     @property
     def area(self) -> int:
+        """Pixels in the mask."""
         return int(self.mask.sum())
 
     def full_mask(self, shape: tuple[int, int]) -> np.ndarray:
+        """The mask at the size of the whole image."""
         out = np.zeros(shape, bool)
         x0, y0, x1, y1 = self.box
         out[y0:y1, x0:x1] = self.mask

@@ -49,6 +49,7 @@ class CrossEntropyLoss(nn.Module):
         )
 
     def forward(self, logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        """The layer's (or network's) output for ``x``; see the class docstring."""
         _check(logits, target)
         return F.cross_entropy(
             logits, target.long(), weight=self.weight, ignore_index=self.ignore_index
@@ -65,6 +66,7 @@ class DiceLoss(nn.Module):
         self.ignore_index, self.smooth = ignore_index, smooth
 
     def forward(self, logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        """The layer's (or network's) output for ``x``; see the class docstring."""
         _check(logits, target)
         c = logits.shape[1]
         valid = (target != self.ignore_index).unsqueeze(1)
@@ -92,6 +94,7 @@ class CEDiceLoss(nn.Module):
         self.dice_weight = dice_weight
 
     def forward(self, logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        """The layer's (or network's) output for ``x``; see the class docstring."""
         return self.ce(logits, target) + self.dice_weight * self.dice(logits, target)
 
 
@@ -117,6 +120,7 @@ class BinaryCEDiceLoss(nn.Module):
         self.pos_weight = None if pos_weight is None else torch.tensor(float(pos_weight))
 
     def forward(self, logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        """The layer's (or network's) output for ``x``; see the class docstring."""
         logits, target = _binary(logits, target)
         valid = target != self.ignore_index
         if not valid.any():

@@ -162,6 +162,7 @@ def _heat(doubt: np.ndarray) -> np.ndarray:
 
 
 def routes() -> list:
+    """The labelling endpoints as Starlette routes."""
     from starlette.routing import Route
 
     return [

@@ -50,12 +50,14 @@ _NAMES = {"kmeans": "k-means", "meanshift": "mean-shift"}
 
 
 async def page(request):
+    """The page itself."""
     from starlette.responses import HTMLResponse
 
     return HTMLResponse((HERE / "page.html").read_text(encoding="utf-8"))
 
 
 async def static(request):
+    """The page's stylesheet and script (nothing else is served from the package)."""
     from starlette.responses import Response
 
     name = request.path_params["name"]
@@ -65,12 +67,14 @@ async def static(request):
 
 
 async def new_session(request):
+    """A new session, its id made by the server."""
     from starlette.responses import JSONResponse
 
     return JSONResponse({"session": state(request).new_session().sid})
 
 
 async def config(request):
+    """What the page needs to start: samples, checkpoints, the estimators' defaults, limits."""
     from starlette.responses import JSONResponse
 
     app = state(request)
@@ -83,6 +87,7 @@ async def config(request):
 
 
 async def upload(request):
+    """An image, its truth, or a mask to correct (``?what=image|truth|mask``)."""
     from starlette.responses import JSONResponse
 
     app, session = state(request), session_of(request)
@@ -111,6 +116,7 @@ async def upload(request):
 
 
 async def sample(request):
+    """A bundled photo as the session's image."""
     from starlette.responses import JSONResponse
 
     from ..data import sample_image
@@ -131,6 +137,7 @@ def app_samples() -> list[str]:
 
 
 async def run(request):
+    """Segment the session's image with the methods asked for, in the run pool."""
     from starlette.responses import JSONResponse
 
     app, session = state(request), session_of(request)
@@ -148,6 +155,7 @@ async def run(request):
 
 
 async def files(request):
+    """A result file of a session, only from inside its folder."""
     from starlette.responses import FileResponse
 
     app = state(request)

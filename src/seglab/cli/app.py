@@ -9,6 +9,7 @@ from . import _common as c
 
 def add_parsers(sub) -> None:
     # fmt: off
+    """The ``app`` subcommand."""
     p = c.command(sub, "app", "a local web app: every method on your own images",
                   "A local web app (pip install 'seglab[app]'); uploads and results live in a "
                   "temporary folder removed at exit.", "example:\n  seglab app --runs runs/\n")
@@ -30,6 +31,7 @@ def add_parsers(sub) -> None:
 
 
 def run_app(args: argparse.Namespace) -> int:
+    """Serve the app until a signal stops it."""
     from ..app import serve
 
     serve(args.host, args.port, args.runs, int(args.max_upload_mb * 1e6), args.max_pixels,

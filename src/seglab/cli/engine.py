@@ -21,6 +21,7 @@ PREDICT_OPTIONS = ("tile", "overlap", "batch_size", "weighting", "tta", "amp", "
 
 def add_parsers(sub) -> None:
     # fmt: off
+    """The ``train``, ``evaluate``, ``predict``, ``export`` and ``models`` subcommands."""
     tr = c.command(sub, "train", "train a network from a YAML config",
                    "Train a segmentation network as a YAML config says (see configs/). A run "
                    "folder that holds an earlier run is refused unless --resume or --overwrite.",
@@ -87,6 +88,7 @@ def add_parsers(sub) -> None:
 
 
 def run_train(args: argparse.Namespace) -> int:
+    """``seglab train``."""
     from ..engine import load_config, train
 
     overrides = list(args.set) + ([f"out={args.out}"] if args.out else [])
@@ -99,6 +101,7 @@ def run_train(args: argparse.Namespace) -> int:
 
 
 def run_evaluate(args: argparse.Namespace) -> int:
+    """``seglab evaluate``."""
     from ..engine import describe, evaluate
 
     metrics = evaluate(args.checkpoint, args.split, args.out, args.data, args.device or "auto")
@@ -108,6 +111,7 @@ def run_evaluate(args: argparse.Namespace) -> int:
 
 
 def run_predict(args: argparse.Namespace) -> int:
+    """``seglab predict``."""
     from ..engine import predict
 
     options = c.given(args, PREDICT_OPTIONS)
@@ -119,6 +123,7 @@ def run_predict(args: argparse.Namespace) -> int:
 
 
 def run_export(args: argparse.Namespace) -> int:
+    """``seglab export``."""
     from ..engine import export_checkpoint
 
     target = Path(args.out) if args.out else Path(args.checkpoint).with_suffix(".onnx")
@@ -129,6 +134,7 @@ def run_export(args: argparse.Namespace) -> int:
 
 
 def run_models(args: argparse.Namespace) -> int:
+    """``seglab models``: the registry as a table."""
     from ..models import model_table
 
     rows = model_table(args.num_classes)

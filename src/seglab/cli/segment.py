@@ -80,6 +80,7 @@ def method_options(args: argparse.Namespace) -> dict:
 
 def add_parsers(sub) -> None:
     # fmt: off
+    """The ``segment``, ``demo``, ``compare`` and ``bsds`` subcommands."""
     p = c.command(sub, "segment", "segment images by clustering their pixels (or by patches)",
                   "Segment images by clustering per-pixel features: k-means, or mean-shift in "
                   "the joint spatial-range domain.", SEGMENT_EXAMPLES)
@@ -142,6 +143,7 @@ def _values(text: str) -> list[float | int]:
 
 
 def run_bsds(args: argparse.Namespace) -> int:
+    """``seglab bsds``: the benchmark's table in a few lines."""
     from ..bsds import benchmark
 
     data = benchmark(args.root, args.out, args.method, args.param, args.values, split=args.split,
@@ -154,6 +156,7 @@ def run_bsds(args: argparse.Namespace) -> int:
 
 
 def run_segment(args: argparse.Namespace) -> int:
+    """``seglab segment``."""
     from ..segment import segment_files
 
     options = method_options(args)
@@ -165,6 +168,7 @@ def run_segment(args: argparse.Namespace) -> int:
 
 
 def run_compare(args: argparse.Namespace) -> int:
+    """``seglab compare``."""
     from ..compare import compare
 
     options = {"kmeans": c.given(args, KMEANS), "meanshift": c.given(args, MEANSHIFT)}
@@ -177,6 +181,7 @@ def run_compare(args: argparse.Namespace) -> int:
 
 
 def run_demo(args: argparse.Namespace) -> int:
+    """``seglab demo``."""
     from ..demo import run
 
     page = run(args.out, quick=args.quick, progress=not args.quiet)

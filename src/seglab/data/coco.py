@@ -184,6 +184,7 @@ class CocoInstances(_InstanceDataset):
         return path
 
     def instances(self, index: int):
+        """(image, (N, H, W) bool masks, (N,) labels) of item ``index``."""
         image, masks, labels, _ = self._load(index)
         return image, masks, labels
 

@@ -54,6 +54,7 @@ class ClassMap:
 
     @property
     def num_classes(self) -> int:
+        """The number of classes, background included."""
         return len(self.names)
 
     def check_mask(self, mask: np.ndarray, source: str) -> np.ndarray:
@@ -73,6 +74,7 @@ class ClassMap:
         return int(label) if self.ids is None else self.ids[int(label)]
 
     def to_dict(self) -> dict:
+        """The class map as plain data, for checkpoints and JSON."""
         return {
             "names": list(self.names),
             "ignore_index": self.ignore_index,
@@ -82,6 +84,7 @@ class ClassMap:
 
     @classmethod
     def from_dict(cls, d: dict) -> ClassMap:
+        """The class map :meth:`to_dict` wrote."""
         ids = d.get("ids")
         return cls(
             tuple(d["names"]),
@@ -174,6 +177,7 @@ class FolderDataset(_PairDataset):
         return len(self.items)
 
     def pair(self, index: int) -> tuple[np.ndarray, np.ndarray]:
+        """(image, mask) of item ``index`` before any transform."""
         ip, mp = self.items[index]
         mask = read_labels(mp)
         return read_image(ip), self.class_map.check_mask(mask, str(mp))
@@ -237,6 +241,7 @@ class SyntheticScenes(_PairDataset):
         return self.n
 
     def pair(self, index: int) -> tuple[np.ndarray, np.ndarray]:
+        """(image, mask) of item ``index`` before any transform."""
         if not 0 <= index < self.n:
             raise IndexError(index)
         return synthetic_scene(self.size, self.seed + index, self.class_map.num_classes)
@@ -284,6 +289,7 @@ class NucleiTiles(_PairDataset):
         return len(self.tiles)
 
     def pair(self, index: int) -> tuple[np.ndarray, np.ndarray]:
+        """(image, mask) of item ``index`` before any transform."""
         return self.tiles[index]
 
 
@@ -472,6 +478,7 @@ class WholeStrip(Dataset):
         return 1
 
     def pair(self, index: int):
+        """(image, mask) of item ``index`` before any transform."""
         if index != 0:
             raise IndexError(index)
         return self.strip

@@ -129,6 +129,7 @@ class InstanceFolder(_InstanceDataset):
         return len(self.items)
 
     def instances(self, index: int):
+        """(image, (N, H, W) bool masks, (N,) labels) of item ``index``."""
         image_path, inst_path, cls_path = self.items[index]
         image = read_image(image_path)
         ids = read_labels(inst_path)
@@ -199,6 +200,7 @@ class NucleiInstances(_InstanceDataset):
         return len(self.windows)
 
     def instances(self, index: int):
+        """(image, (N, H, W) bool masks, (N,) labels) of item ``index``."""
         y, x, th, tw = self.windows[index]
         ids = self.labels[y : y + th, x : x + tw]
         values = np.unique(ids[ids > 0])
@@ -232,6 +234,7 @@ class SyntheticInstances(_InstanceDataset):
         return self.n
 
     def instances(self, index: int):
+        """(image, (N, H, W) bool masks, (N,) labels) of item ``index``."""
         if not 0 <= index < self.n:
             raise IndexError(index)
         h, w = self.size

@@ -49,6 +49,7 @@ def list_datasets() -> list[str]:
 
 
 def dataset_info(name: str) -> DatasetInfo:
+    """The registry's entry for dataset ``name``."""
     if name not in _REGISTRY:
         raise ValueError(f"unknown dataset {name!r}; choose one of {', '.join(list_datasets())}")
     return _REGISTRY[name]

@@ -101,6 +101,7 @@ def _recover_old_run(out: Path) -> None:
 
 
 def restore_old_run(out: Path, aside: Path) -> None:
+    """Put the earlier run set aside in ``aside`` back into ``out``."""
     with deferred():
         for name in (*RUN_FILES, "tensorboard"):
             if (aside / name).exists():

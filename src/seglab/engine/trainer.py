@@ -14,8 +14,6 @@ logger; progress bars to tqdm.
 
 from __future__ import annotations
 
-import csv
-import json
 import logging
 import math
 import os
@@ -35,15 +33,13 @@ from torch import nn
 from .._checks import resolve_device
 from ..data import PatchDataset, make_dataset
 from ..data.instances import instance_collate
-from ..io import (
-    atomic_write_bytes,
-)
 from ..losses import CEDiceLoss, CrossEntropyLoss, DiceLoss, median_frequency_weights
 from ..models import build, is_instance_model, load_matching
 from ..models.sliding import PatchClassifier
 from .checkpoint import RUN_FILES, load_checkpoint, load_state, save_checkpoint
 from .evaluate import run_evaluation
 from .run_folder import prepare_run_folder, restore_old_run, set_aside_old_run
+from .run_log import INSTANCE_FIELDS, SEMANTIC_FIELDS, log_row, truncate_log
 
 logger = logging.getLogger(__name__)
 
@@ -53,6 +49,7 @@ class TrainingError(RuntimeError):
 
 
 def make_loss(cfg: dict, train_set) -> nn.Module:
+    """The loss of the config, with class weights (median frequency from the training set if asked)."""
     lc, ignore = cfg["loss"], cfg["data"]["ignore_index"]
     weights = lc["class_weights"]
     if weights == "median_frequency":
@@ -76,6 +73,7 @@ def make_loss(cfg: dict, train_set) -> nn.Module:
 
 
 def make_optimizer(cfg: dict, model: nn.Module) -> torch.optim.Optimizer:
+    """The optimiser of the config over the parameters that learn."""
     o = cfg["optimizer"]
     params = [p for p in model.parameters() if p.requires_grad]
     if o["name"] == "sgd":
@@ -86,6 +84,7 @@ def make_optimizer(cfg: dict, model: nn.Module) -> torch.optim.Optimizer:
 
 
 def make_schedule(cfg: dict, optimizer: torch.optim.Optimizer, total_iters: int):
+    """The learning-rate schedule of the config (warm-up, then poly, cosine or constant), per step."""
     s = cfg["schedule"]
     warm = int(s["warmup_iters"])
 
@@ -228,7 +227,7 @@ def _resume(run: Run) -> None:
     random.setstate(ckpt["rng"]["python"])
     run.start_epoch, run.best_score = ckpt["epoch"] + 1, ckpt["best_score"]
     if run.rank == 0:
-        _truncate_log(run.out, run.start_epoch)
+        truncate_log(run.out, run.start_epoch)
 
 
 def train_one_epoch(
@@ -312,7 +311,7 @@ def evaluate_and_checkpoint(run: Run, epoch: int, row: dict) -> dict:
         row |= {k: metrics[k] for k in fields}
         if not run.instance:
             row["iou"] = metrics["iou"]
-    _log(run.out, row)
+    log_row(run.out, row)
     if run.board is not None:
         for key, value in row.items():
             if isinstance(value, float) and key != "seconds":
@@ -439,60 +438,5 @@ def _rank_share(order: torch.Tensor, global_batch: int, world: int, rank: int) -
     return order[:full].view(-1, world, per)[:, rank].reshape(-1)
 
 
-SEMANTIC_FIELDS = ("pixel_accuracy", "mean_accuracy", "mean_iou", "fw_iou")
-INSTANCE_FIELDS = (
-    "mask_ap",
-    "mask_ap50",
-    "mask_ap75",
-    "box_ap",
-    "box_ap50",
-    "box_ap75",
-    "f1_50",
-)
-_CSV_FIELDS = [
-    "epoch",
-    "train_loss",
-    "lr",
-    "seconds",
-    "pixel_accuracy",
-    "mean_accuracy",
-    "mean_iou",
-    "fw_iou",
-    "loss_objectness",
-    "loss_rpn_box_reg",
-    "loss_classifier",
-    "loss_box_reg",
-    "loss_mask",
-    *INSTANCE_FIELDS,
-]
-
-
 def _to(value, device: torch.device):
     return value.to(device) if isinstance(value, torch.Tensor) else value
-
-
-def _truncate_log(out: Path, epochs: int) -> None:
-    """Keep the log rows of the first ``epochs`` epochs (a resumed run writes the rest again)."""
-    jsonl = out / "metrics.jsonl"
-    if jsonl.exists():
-        rows = [r for r in jsonl.read_text().splitlines() if r.strip()]
-        kept = [r for r in rows if json.loads(r)["epoch"] <= epochs]
-        atomic_write_bytes(jsonl, "".join(r + "\n" for r in kept).encode())
-    table = out / "metrics.csv"
-    if table.exists():
-        lines = table.read_text().splitlines(keepends=True)
-        body = [ln for ln in lines[1:] if int(ln.split(",", 1)[0]) <= epochs]
-        atomic_write_bytes(table, "".join(lines[:1] + body).encode())
-
-
-def _log(out: Path, row: dict) -> None:
-    with open(out / "metrics.jsonl", "a") as f:
-        f.write(json.dumps(row) + "\n")
-    flat = {k: v for k, v in row.items() if not isinstance(v, list)}
-    path = out / "metrics.csv"
-    new = not path.exists()
-    with open(path, "a", newline="") as f:
-        w = csv.DictWriter(f, fieldnames=_CSV_FIELDS, restval="")
-        if new:
-            w.writeheader()
-        w.writerow(flat)

@@ -47,6 +47,7 @@ def load_onnx(path: str | os.PathLike, device: str = "cpu"):
 
 
 def model_in_channels(model: nn.Module) -> int | None:
+    """The input channels a model expects, where it says (None otherwise)."""
     declared = getattr(model, "in_channels", None)
     if isinstance(declared, int):
         return declared

@@ -75,6 +75,7 @@ class TiffRows:
         return TiffRows(self.path, self.offset, (*self.shape, 1), self.dtype)
 
     def rows(self, y0: int, y1: int) -> np.ndarray:
+        """Rows ``y0 .. y1`` as an array, read with one seek (the last block is cached)."""
         if self._cache is not None and self._cache[0] <= y0 and y1 <= self._cache[1]:
             c0, _, block = self._cache
             return block[y0 - c0 : y1 - c0]

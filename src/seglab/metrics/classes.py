@@ -63,6 +63,7 @@ class ConfusionMatrix:
         self.reset()
 
     def reset(self) -> None:
+        """Forget every update."""
         self._matrix = None
 
     def update(self, truth, pred) -> None:
@@ -102,6 +103,7 @@ class ConfusionMatrix:
         return self._matrix.cpu().numpy().astype(np.int64)
 
     def compute(self) -> dict:
+        """The metrics of the matrix so far (see the class docstring)."""
         n = self.matrix.astype(np.float64)
         tp = np.diag(n)
         t = n.sum(axis=1)  # pixels of each true class

@@ -154,6 +154,7 @@ class FCDenseNet(nn.Module):
                 nn.init.zeros_(m.bias)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """The layer's (or network's) output for ``x``; see the class docstring."""
         check_input(x, self.in_channels, "FC-DenseNet")
         x, h, w = pad_to_multiple(x, 2**self.n_pool)
         x = self.first(x)

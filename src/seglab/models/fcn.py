@@ -74,6 +74,7 @@ class FCN(nn.Module):
                 nn.init.zeros_(getattr(self, name).bias)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """The layer's (or network's) output for ``x``; see the class docstring."""
         check_input(x, self.in_channels, f"FCN-{self.variant}")
         h, w = x.shape[-2:]
         pool3 = self.features[:_POOL3](x)
@@ -150,6 +151,7 @@ class FCNResNet(nn.Module):
             nn.init.zeros_(self.score_pool3.bias)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """The layer's (or network's) output for ``x``; see the class docstring."""
         check_input(x, self.in_channels, f"FCN-{self.variant}")
         x, h, w = pad_to_multiple(x, 32)
         b = self.backbone

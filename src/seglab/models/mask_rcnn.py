@@ -216,6 +216,7 @@ class FixedScaleTransform(GeneralizedRCNNTransform):
         self.scale = scale
 
     def resize(self, image, target=None):
+        """Resize by the fixed factor (boxes and masks alike) instead of to a size."""
         h, w = image.shape[-2:]
         if self.scale != 1.0:  # a scale factor, not Python-int sizes: traces (ONNX) for any size
             image = nn.functional.interpolate(

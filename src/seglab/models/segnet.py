@@ -82,6 +82,7 @@ class SegNet(_VGGEncoderNet):
         self.decoder = nn.ModuleList(blocks)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """The layer's (or network's) output for ``x``; see the class docstring."""
         check_input(x, self.in_channels, "SegNet")
         y, switches, sizes = self.encoder(x)
         for block, idx, size in zip(self.decoder, reversed(switches), reversed(sizes), strict=True):
@@ -119,6 +120,7 @@ class DeconvNet(_VGGEncoderNet):
         self.score = nn.Conv2d(scaled(64, width), num_classes, 1)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """The layer's (or network's) output for ``x``; see the class docstring."""
         check_input(x, self.in_channels, "DeconvNet")
         y, switches, sizes = self.encoder(x)
         y = self.deconv_fc6(self.fc7(self.fc6(y)))

@@ -89,6 +89,7 @@ class PatchClassifier(nn.Module):
         )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """The layer's (or network's) output for ``x``; see the class docstring."""
         p = self.patch_size
         if x.dim() != 4 or x.shape[-2:] != (p, p):
             raise ValueError(
@@ -106,6 +107,7 @@ def _smallest_patch(convs: tuple[int, ...]) -> int:
 
 
 def check_patch_size(patch_size: int) -> None:
+    """A patch size, checked: an odd integer >= 3, so the patch has a centre pixel."""
     if isinstance(patch_size, bool) or not isinstance(patch_size, int) or patch_size < 3:
         raise ValueError(f"patch_size must be an odd integer >= 3, got {patch_size!r}")
     if patch_size % 2 == 0:
@@ -224,6 +226,7 @@ class DensePatchClassifier(nn.Module):
         self.patch_size, self.num_classes, self.in_channels = patch_size, num_classes, in_channels
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """The layer's (or network's) output for ``x``; see the class docstring."""
         if x.dim() != 4 or x.shape[1] != self.in_channels:
             raise ValueError(
                 f"expected a (B, {self.in_channels}, H, W) batch, got shape {tuple(x.shape)}"

@@ -101,6 +101,7 @@ class UNet(nn.Module):
                     nn.init.zeros_(m.bias)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """The layer's (or network's) output for ``x``; see the class docstring."""
         check_input(x, self.in_channels, "U-Net")
         h, w = x.shape[-2:]
         if self.padding == "same":

@@ -57,6 +57,7 @@ class NearestUnpool(_ScaledUnpool):
     """
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """The layer's (or network's) output for ``x``; see the class docstring."""
         _check_input(x, "NearestUnpool")
         return x.repeat_interleave(self.scale, dim=2).repeat_interleave(self.scale, dim=3)
 
@@ -74,6 +75,7 @@ class BedOfNailsUnpool(_ScaledUnpool):
     """
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """The layer's (or network's) output for ``x``; see the class docstring."""
         _check_input(x, "BedOfNailsUnpool")
         b, c, h, w = x.shape
         out = x.new_zeros(b, c, h * self.scale, w * self.scale)
@@ -109,6 +111,7 @@ class MaxPool2dWithSwitches(nn.Module):
         self.ceil_mode = ceil_mode
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """The layer's (or network's) output for ``x``; see the class docstring."""
         _check_input(x, "MaxPool2dWithSwitches")
         return F.max_pool2d(
             x,
@@ -120,6 +123,7 @@ class MaxPool2dWithSwitches(nn.Module):
         )
 
     def extra_repr(self) -> str:
+        """Extra text for the layer's repr."""
         return f"kernel_size={self.kernel_size}, stride={self.stride}, padding={self.padding}"
 
 
@@ -152,6 +156,7 @@ class MaxUnpool2d(nn.Module):
     def forward(
         self, x: torch.Tensor, switches: torch.Tensor, output_size: tuple[int, int] | None = None
     ) -> torch.Tensor:
+        """The layer's (or network's) output for ``x``; see the class docstring."""
         _check_input(x, "MaxUnpool2d")
         if switches.shape != x.shape:
             raise ValueError(
@@ -176,6 +181,7 @@ class MaxUnpool2d(nn.Module):
         return out.view(b, c, oh, ow)
 
     def extra_repr(self) -> str:
+        """Extra text for the layer's repr."""
         return f"kernel_size={self.kernel_size}, stride={self.stride}, padding={self.padding}"
 
 
@@ -241,6 +247,7 @@ class TransposeConv2d(nn.Module):
             nn.init.uniform_(self.bias, -bound, bound)
 
     def output_shape(self, h: int, w: int) -> tuple[int, int]:
+        """The (H, W) this layer produces from an (H, W) input."""
         return tuple(
             (n - 1) * s - 2 * p + d * (k - 1) + op + 1
             for n, s, p, d, k, op in zip(
@@ -255,6 +262,7 @@ class TransposeConv2d(nn.Module):
         )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """The layer's (or network's) output for ``x``; see the class docstring."""
         _check_input(x, "TransposeConv2d")
         b, cin, h, w = x.shape
         if cin != self.in_channels:
@@ -289,6 +297,7 @@ class TransposeConv2d(nn.Module):
         return out
 
     def extra_repr(self) -> str:
+        """Extra text for the layer's repr."""
         return (
             f"{self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}, stride={self.stride}, "
             f"padding={self.padding}, output_padding={self.output_padding}, groups={self.groups}"
