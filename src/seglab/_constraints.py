@@ -57,7 +57,9 @@ class Options:
     values: tuple
 
     def accepts(self, value: Any) -> bool:
-        return any(value == v and type(value) is type(v) for v in self.values)
+        if not isinstance(value, (str, int, float, type(None))):
+            return False  # arrays and the like are never one of a set of plain values
+        return any(type(value) is type(v) and value == v for v in self.values)
 
     def __str__(self) -> str:
         return "one of " + ", ".join(repr(v) for v in self.values)

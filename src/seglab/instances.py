@@ -130,7 +130,7 @@ def predict_instances(
     """The instances in ``image`` ((H, W[, 3]) array, uint8 scaled to [0, 1], or a (3, H, W)
     float tensor), best score first. ``tile`` runs overlapping tiles (see the module docstring)."""
     from .image import to_rgb_float
-    from .inference.tiling import _axis_tiles
+    from .inference.tiling import axis_tiles
 
     if not 0 <= overlap < 1:
         raise ValueError(f"overlap must be in [0, 1), got {overlap}")
@@ -153,7 +153,7 @@ def predict_instances(
                 instances_from_output(out, score_threshold, mask_threshold), key=lambda i: -i.score
             )
         check_positive_int(tile, "tile")
-        rows, cols = _axis_tiles(h, tile, overlap, 32), _axis_tiles(w, tile, overlap, 32)
+        rows, cols = axis_tiles(h, tile, overlap, 32), axis_tiles(w, tile, overlap, 32)
         from tqdm.auto import tqdm
 
         found = []

@@ -16,13 +16,13 @@ iterations most points are settled, which is where the speed comes from.
 
 from __future__ import annotations
 
-import numbers
 import warnings
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 
 from .._checks import check_positive_int, device_name
+from .._constraints import Interval, Options, validate
 from ..features import pixel_features, resolve_spatial_weight
 from ..image import check_image
 from . import _kmeans_kernels as K
@@ -110,14 +110,21 @@ class KMeans(EstimatorMixin):
         self.algorithm = algorithm
         self.device = device
 
+    #: What each parameter accepts (seglab._constraints, as scikit-learn's).
+    _parameter_constraints: ClassVar[dict] = {
+        "n_clusters": Interval(int, 1),
+        "init": (Options(("k-means++", "random")), np.ndarray, list),
+        "n_init": (Options(("auto",)), Interval(int, 1)),
+        "max_iter": Interval(int, 1),
+        "tol": Interval(float, 0),
+        "algorithm": Options(_ALGORITHMS),
+        "device": str,
+    }
+
     def _check_params(self, X: np.ndarray) -> tuple[int, int, str]:
-        k = check_positive_int(self.n_clusters, "n_clusters")
-        if isinstance(self.init, str):
-            if self.init not in ("k-means++", "random"):
-                raise ValueError(
-                    f"init must be 'k-means++', 'random' or a (K, D) array, got {self.init!r}"
-                )
-        else:
+        validate(self.get_params(deep=False), self._parameter_constraints)
+        k = int(self.n_clusters)
+        if not isinstance(self.init, str):
             init = np.asarray(self.init, dtype=np.float64)
             if init.shape != (k, X.shape[1]):
                 raise ValueError(
@@ -126,21 +133,13 @@ class KMeans(EstimatorMixin):
                 )
             if not np.all(np.isfinite(init)):
                 raise ValueError("init array contains NaN or infinite values")
-        if isinstance(self.n_init, str) and self.n_init == "auto":
+        if isinstance(self.n_init, str):
             n_init = 10 if isinstance(self.init, str) and self.init == "random" else 1
-        elif isinstance(self.n_init, numbers.Integral) and self.n_init >= 1:
-            n_init = int(self.n_init)
         else:
-            raise ValueError(f"n_init must be 'auto' or an integer >= 1, got {self.n_init!r}")
+            n_init = int(self.n_init)
         if not isinstance(self.init, str) and n_init > 1:
             warnings.warn("init is an explicit array: running once (n_init=1)", stacklevel=3)
             n_init = 1
-        if not isinstance(self.max_iter, numbers.Integral) or self.max_iter < 1:
-            raise ValueError(f"max_iter must be an integer >= 1, got {self.max_iter!r}")
-        if not isinstance(self.tol, numbers.Real) or not np.isfinite(self.tol) or self.tol < 0:
-            raise ValueError(f"tol must be a finite number >= 0, got {self.tol!r}")
-        if self.algorithm not in _ALGORITHMS:
-            raise ValueError(f"algorithm must be one of {_ALGORITHMS}, got {self.algorithm!r}")
         return k, n_init, device_name(self.device)
 
     def fit(self, X: Any, y: Any = None, sample_weight: Any = None) -> KMeans:

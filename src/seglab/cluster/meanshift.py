@@ -26,12 +26,13 @@ from __future__ import annotations
 
 import contextlib
 import warnings
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 from scipy.spatial import cKDTree as _KDTree
 
 from .._checks import check_positive_int
+from .._constraints import Interval, Options, validate
 from . import _meanshift_kernels as MS
 from ._estimator import EstimatorMixin, check_array, check_features
 
@@ -206,18 +207,26 @@ class MeanShift(EstimatorMixin):
         self.tol = tol
         self.merge_distance = merge_distance
 
+    #: What each parameter accepts (seglab._constraints, as scikit-learn's).
+    _parameter_constraints: ClassVar[dict] = {
+        "bandwidth": (Interval(float, 0, None, "neither"), None),
+        "kernel": Options(tuple(KERNELS)),
+        "seeds": (np.ndarray, list, None),
+        "bin_seeding": bool,
+        "min_bin_freq": Interval(int, 1),
+        "cluster_all": bool,
+        "max_iter": Interval(int, 1),
+        "tol": Interval(float, 0, None, "neither"),
+        "merge_distance": Interval(float, 0, None, "neither"),
+    }
+
     def fit(self, X: Any, y: Any = None) -> MeanShift:
         """Find the modes of X (N, D) and each sample's mode; ``y`` is ignored."""
+        validate(self.get_params(deep=False), self._parameter_constraints)
         X = _check_points(X)
-        kernel = _check_kernel(self.kernel)
-        max_iter = check_positive_int(self.max_iter, "max_iter", 1)
-        tol = _check_positive("tol", self.tol)
-        merge = _check_positive("merge_distance", self.merge_distance)
-        bw = (
-            estimate_bandwidth(X)
-            if self.bandwidth is None
-            else _check_positive("bandwidth", self.bandwidth)
-        )
+        kernel, max_iter, tol = self.kernel, int(self.max_iter), float(self.tol)
+        merge = float(self.merge_distance)
+        bw = estimate_bandwidth(X) if self.bandwidth is None else float(self.bandwidth)
         if self.seeds is not None:
             seeds = _check_points(self.seeds)
             if seeds.shape[1] != X.shape[1]:

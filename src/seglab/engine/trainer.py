@@ -112,7 +112,7 @@ def _loader(dataset, order: torch.Tensor, batch_size: int, num_workers: int, col
     )
 
 
-@dataclass
+@dataclass(kw_only=True)
 class Run:
     """Everything a training run holds between epochs."""
 
@@ -189,26 +189,10 @@ def setup(cfg: dict, resume: bool = False) -> Run:
     steps_per_epoch = math.ceil(len(train_set) / t["batch_size"] / t["grad_accum"])
     scheduler = make_schedule(cfg, optimizer, steps_per_epoch * t["epochs"])
     scaler = torch.amp.GradScaler(device.type, enabled=use_amp)
-    run = Run(
-        cfg,
-        out,
-        device,
-        world,
-        rank,
-        own_group,
-        train_set,
-        val_set,
-        class_map,
-        model,
-        net,
-        criterion,
-        optimizer,
-        scheduler,
-        scaler,
-        use_amp,
-        instance,
-        steps_per_epoch,
-    )
+    run = Run(cfg=cfg, out=out, device=device, world=world, rank=rank, own_group=own_group,
+              train_set=train_set, val_set=val_set, class_map=class_map, model=model, net=net,
+              criterion=criterion, optimizer=optimizer, scheduler=scheduler, scaler=scaler,
+              use_amp=use_amp, instance=instance, steps_per_epoch=steps_per_epoch)  # fmt: skip
     if resume:
         _resume(run)
     run.global_step = run.start_epoch * steps_per_epoch

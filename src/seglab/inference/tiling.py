@@ -43,13 +43,13 @@ import numpy as np
 import torch
 from torch import nn
 
-from .._checks import check_positive_int
+from .._constraints import Interval, Options, validate
 from .runners import make_runner
 from .sources import TIFF_SUFFIXES, ImageSource, to_float_chw
 from .tta import parse_tta, with_tta
 
 
-def _axis_tiles(n: int, tile: int, overlap: float, align: int) -> list[tuple[int, int, int]]:
+def axis_tiles(n: int, tile: int, overlap: float, align: int) -> list[tuple[int, int, int]]:
     """(start, length, margin) of the tiles along an axis of length ``n``.
 
     Starts are multiples of ``align`` (the network's output stride), so every tile sees the
@@ -213,8 +213,8 @@ def predict_tiled(
     run, in_channels = make_runner(model, dev, amp)
     load = _tile_loader(source, preprocess, in_channels)
     run = with_tta(run, flips, scales)
-    rows = _axis_tiles(h, t_h, overlap, align)
-    cols = _axis_tiles(w, t_w, overlap, align)
+    rows = axis_tiles(h, t_h, overlap, align)
+    cols = axis_tiles(w, t_w, overlap, align)
     col_weights = [_axis_weight(x0, n, w, m, weighting) for x0, n, m in cols]
     groups: dict[int, list[int]] = {}  # batches of same-width tiles (the last may be wider)
     for c, (_, tw, _) in enumerate(cols):
@@ -249,17 +249,19 @@ def predict_tiled(
             model.train()
 
 
+#: What predict_tiled's options accept (seglab._constraints).
+CONSTRAINTS = {
+    "overlap": Interval(float, 0, 1, "left"),  # a fraction of the tile shared by neighbours
+    "batch_size": Interval(int, 1),
+    "weighting": Options(("gaussian", "uniform")),
+    "output": Options(("labels", "probs")),
+    "align": Interval(int, 1),
+}
+
+
 def _check_options(overlap, batch_size, weighting, output, align) -> None:
-    if isinstance(overlap, bool) or not isinstance(overlap, (int, float)):
-        raise ValueError(f"overlap must be a number in [0, 1), got {overlap!r}")
-    if not 0 <= overlap < 1:
-        raise ValueError(f"overlap must be in [0, 1) (a fraction of the tile), got {overlap}")
-    check_positive_int(batch_size, "batch_size")
-    if weighting not in ("gaussian", "uniform"):
-        raise ValueError(f"weighting must be 'gaussian' or 'uniform', got {weighting!r}")
-    if output not in ("labels", "probs"):
-        raise ValueError(f"output must be 'labels' or 'probs', got {output!r}")
-    check_positive_int(align, "align")
+    validate(dict(overlap=overlap, batch_size=batch_size, weighting=weighting, output=output,
+                  align=align), CONSTRAINTS)  # fmt: skip
 
 
 def _evaluating(model, device) -> tuple[Any, torch.device, bool]:
