@@ -244,9 +244,19 @@ def test_every_response_is_guarded_and_every_refusal_is_json(server):
     assert status == 400 and "JSON" in body["error"]
     status, _, body = _get(f"{base}/files/{s}/a%00b.png")
     assert status == 404 and json.loads(body)["error"] == "not found"
-    big = b"x" * (state.max_bytes + 2_000_000)  # refused from Content-Length, in MB
-    status, body = _post(f"{base}/api/upload", s, files=("big.png", big))
-    assert status == 413 and "limit is 0.3 MB" in body["error"]
+    # refused from Content-Length, before the body is read (so the body need not be sent)
+    import http.client
+
+    host, port = base.removeprefix("http://").split(":")
+    conn = http.client.HTTPConnection(host, int(port), timeout=10)
+    conn.putrequest("POST", "/api/upload")
+    for k, v in {"Content-Length": str(state.max_bytes + 2_000_000), "X-Seglab-Session": s,
+                 "Content-Type": "multipart/form-data; boundary=x"}.items():  # fmt: skip
+        conn.putheader(k, v)
+    conn.endheaders()
+    response = conn.getresponse()
+    assert response.status == 413 and "limit is 0.3 MB" in json.loads(response.read())["error"]
+    conn.close()
 
 
 def test_sessions_expire_and_memory_is_bounded(tmp_path):

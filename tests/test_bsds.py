@@ -19,9 +19,11 @@ def test_boundary_matching_agrees_with_pyedgeeval():
         max_dist = rng.uniform(0.01, 0.05)
         m1, m2, *_ = lib.correspond_pixels(a, b, max_dist=max_dist)
         p1, p2 = metrics.correspond_pixels(a, b, max_dist * np.hypot(h, w))
-        # the same one-to-one counts (BSDS's assignment solver can miss one pair in ~1000)
-        assert abs(int((m1 > 0).sum()) - int(p1.sum())) <= 1
-        assert abs(int((m2 > 0).sum()) - int(p2.sum())) <= 1
+        # one-to-one counts: ours is a maximum matching, so never fewer pairs than BSDS's solver
+        # (randomised, with sparse outlier edges), which misses at most a few in a thousand
+        theirs, ours = int((m1 > 0).sum()), int(p1.sum())
+        assert int((m2 > 0).sum()) == theirs and int(p2.sum()) == ours
+        assert theirs <= ours <= theirs + max(2, theirs // 200)
 
 
 def test_berkeley_boundary_f_is_one_to_one_and_thinned():

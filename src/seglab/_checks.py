@@ -33,6 +33,22 @@ def check_choice(value: Any, name: str, choices: tuple[str, ...] | list[str]) ->
     return value
 
 
+def parse_bytes(value: Any, name: str = "max_memory") -> int | None:
+    """A memory size as bytes: an integer (bytes) or text such as ``"2GB"``, ``"512 MiB"``
+    (binary units), or None. One reading of ``max_memory`` wherever it is taken."""
+    if value is None:
+        return None
+    if isinstance(value, numbers.Real) and not isinstance(value, bool):
+        if value < 0:
+            raise ValueError(f"{name} must be >= 0 bytes, got {value!r}")
+        return int(value)
+    m = re.fullmatch(r"\s*([\d.]+)\s*([kKmMgGtT]?)i?[bB]?\s*", str(value))
+    if not m:
+        raise ValueError(f"{name} must be bytes or a size such as '2GB', got {value!r}")
+    scale = {"": 1, "k": 2**10, "m": 2**20, "g": 2**30, "t": 2**40}[m.group(2).lower()]
+    return int(float(m.group(1)) * scale)
+
+
 _DEVICES = "device must be 'auto', 'cpu', 'cuda' or 'cuda:N'"
 
 

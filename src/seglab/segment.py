@@ -28,7 +28,7 @@ from typing import Any
 import numpy as np
 
 from . import io
-from ._checks import check_choice, check_positive_int
+from ._checks import check_choice, check_positive_int, parse_bytes
 
 logger = logging.getLogger(__name__)
 
@@ -99,8 +99,9 @@ def estimate_memory(method: str, shape: tuple[int, ...], n_features: int = 5) ->
     return pixels * per_pixel
 
 
-def check_memory(method: str, shape: tuple[int, ...], max_memory: int | None = None) -> None:
-    """Refuse, before any work, an image that ``method`` cannot segment in ``max_memory`` bytes
+def check_memory(method: str, shape: tuple[int, ...], max_memory: int | str | None = None) -> None:
+    """Refuse, before any work, an image that ``method`` cannot segment in ``max_memory`` (bytes,
+    or a size such as ``"2GB"``, as everywhere in seglab)
     (default: the memory available now).
 
     Raises
@@ -108,7 +109,7 @@ def check_memory(method: str, shape: tuple[int, ...], max_memory: int | None = N
     ValueError
         With the estimate, what is available, and what to do instead.
     """
-    limit = io.available_memory() if max_memory is None else int(max_memory)
+    limit = io.available_memory() if max_memory is None else parse_bytes(max_memory)
     if limit is None:
         return
     need = estimate_memory(method, shape)

@@ -87,8 +87,11 @@ async function useImage(promise) {
     setBusy(false, "");
   } catch (e) { setBusy(false); showError(e.message); }
 }
+let limits = {bytes: Infinity};
 function upload(input, what) {
   const file = input.files[0]; if (!file) return Promise.reject(new Error("no file chosen"));
+  if (file.size > limits.bytes)  // said here: a browser may not show the server's early refusal
+    return Promise.reject(new Error(`${file.name} is ${(file.size / 1e6).toFixed(1)} MB; the limit is ${+(limits.bytes / 1e6).toFixed(1)} MB`));
   const form = new FormData(); form.append("file", file);
   return call(`/api/upload?what=${what}`, {method: "POST", body: form});
 }
@@ -301,6 +304,7 @@ addClass("background"); addClass("object"); L.current = 2; renderClasses();
   try {
     const c = await call("/api/config");
     const d = c.defaults;
+    limits = c.limits;
     $("km-k").value = d.kmeans.n_clusters; $("km-k-value").textContent = d.kmeans.n_clusters;
     $("km-features").value = d.kmeans.features; $("km-weight").placeholder = d.kmeans.spatial_weight;
     $("ms-hs").value = d.meanshift.spatial_bandwidth; $("ms-hr").value = d.meanshift.range_bandwidth;

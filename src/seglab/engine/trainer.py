@@ -244,19 +244,9 @@ def train_one_epoch(
     optimizer.zero_grad(set_to_none=True)
     for i, (x, y) in enumerate(bar):
         with torch.autocast(device.type, enabled=run.use_amp):
-            if run.instance:  # loss terms: RPN objectness and box, classifier, box, mask
-                x = [img.to(device) for img in x]
-                y = [{k: _to(v, device) for k, v in tgt.items()} for tgt in y]
-                parts = run.net(x, y)
-                loss = sum(parts.values())
-                for k, v in parts.items():
-                    terms.setdefault(k, []).append(v.item())
-            else:
-                x, y = x.to(device), y.to(device)
-                logits = run.net(x)
-                if logits.dim() == 2:  # a patch classifier: one centre pixel per patch
-                    logits, y = logits[..., None, None], y.view(-1, 1, 1)
-                loss = run.criterion(logits, y)
+            loss, parts = loss_for(run, x, y)
+        for k, v in parts.items():
+            terms.setdefault(k, []).append(v.item())
         if not torch.isfinite(loss):
             raise TrainingError(
                 f"the loss became {loss.item()} at epoch {epoch + 1}, batch {i + 1}; stopped. The "
@@ -282,6 +272,23 @@ def train_one_epoch(
         "lr": run.scheduler.get_last_lr()[0],
         "seconds": time.perf_counter() - started,
     } | {k: float(np.mean(v)) for k, v in terms.items()}
+
+
+def loss_for(run: Run, x, y) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+    """The batch's loss and its named terms, as the kind of model defines them: an instance
+    model (Mask R-CNN) returns its five losses itself (RPN objectness and box, classifier, box,
+    mask); a patch classifier predicts one centre pixel per patch; a dense network a map."""
+    device = run.device
+    if run.instance:
+        x = [img.to(device) for img in x]
+        y = [{k: _to(v, device) for k, v in tgt.items()} for tgt in y]
+        parts = run.net(x, y)
+        return sum(parts.values()), parts
+    x, y = x.to(device), y.to(device)
+    logits = run.net(x)
+    if logits.dim() == 2:  # a patch classifier: one centre pixel per patch
+        logits, y = logits[..., None, None], y.view(-1, 1, 1)
+    return run.criterion(logits, y), {}
 
 
 def evaluate_and_checkpoint(run: Run, epoch: int, row: dict) -> dict:

@@ -33,7 +33,6 @@ is allocated, and says what to change when it does not fit.
 from __future__ import annotations
 
 import os
-import re
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
@@ -43,6 +42,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from .._checks import parse_bytes
 from .._constraints import Interval, Options, validate
 from .runners import make_runner
 from .sources import TIFF_SUFFIXES, ImageSource, to_float_chw
@@ -82,18 +82,6 @@ def _axis_weight(start: int, length: int, n: int, margin: int, weighting: str) -
         if start + length < n:
             w[length - margin :] = 0
     return w
-
-
-def _parse_bytes(value) -> int:
-    if value is None:
-        return 0
-    if isinstance(value, (int, float)) and not isinstance(value, bool):
-        return int(value)
-    m = re.fullmatch(r"\s*([\d.]+)\s*([kKmMgGtT]?)i?[bB]?\s*", str(value))
-    if not m:
-        raise ValueError(f"max_memory must be bytes or a size such as '2GB', got {value!r}")
-    scale = {"": 1, "k": 2**10, "m": 2**20, "g": 2**30, "t": 2**40}[m.group(2).lower()]
-    return int(float(m.group(1)) * scale)
 
 
 def estimate_memory(
@@ -387,7 +375,7 @@ def _run_checked(run: Callable, batch: torch.Tensor) -> np.ndarray:
 
 
 def _check_budget(need: int, max_memory) -> None:
-    limit = _parse_bytes(max_memory)
+    limit = parse_bytes(max_memory, "max_memory") or 0
     if limit and need > limit:
         raise ValueError(
             f"tiled prediction needs about {need / 2**30:.2f} GiB of buffers (output, "
