@@ -388,68 +388,20 @@ def _image_modes3(
                             rscale2, y0, x0, table, plist, lo, hi, 2, near)  # fmt: skip
 
 
-@njit(cache=True, parallel=True, fastmath={"reassoc", "contract"})
-def _modes3_flat_0(R, w, pad, hs, support, max_iter, tol, modes, n_iter, bright, rscale2):  # pragma: no cover  # fmt: skip
-    _image_modes3(R, w, pad, hs, FLAT, support, max_iter, tol, modes, n_iter, bright, rscale2, 0)
+def _entry_point(kernel: int, speedup: int):
+    """A compiled entry point of :func:`_image_modes3` for one kernel and speed-up: both are
+    constants of the closure, so numba compiles each branch away (and caches each one)."""
+
+    @njit(cache=True, parallel=True, fastmath={"reassoc", "contract"})
+    def modes3(R, w, pad, hs, support, max_iter, tol, modes, n_iter, bright, rscale2):  # pragma: no cover  # fmt: skip
+        _image_modes3(R, w, pad, hs, kernel, support, max_iter, tol, modes, n_iter, bright,
+                      rscale2, speedup)  # fmt: skip
+
+    return modes3
 
 
-@njit(cache=True, parallel=True, fastmath={"reassoc", "contract"})
-def _modes3_flat_1(R, w, pad, hs, support, max_iter, tol, modes, n_iter, bright, rscale2):  # pragma: no cover  # fmt: skip
-    _image_modes3(R, w, pad, hs, FLAT, support, max_iter, tol, modes, n_iter, bright, rscale2, 1)
-
-
-@njit(cache=True, parallel=True, fastmath={"reassoc", "contract"})
-def _modes3_flat_2(R, w, pad, hs, support, max_iter, tol, modes, n_iter, bright, rscale2):  # pragma: no cover  # fmt: skip
-    _image_modes3(R, w, pad, hs, FLAT, support, max_iter, tol, modes, n_iter, bright, rscale2, 2)
-
-
-@njit(cache=True, parallel=True, fastmath={"reassoc", "contract"})
-def _modes3_epanechnikov_0(R, w, pad, hs, support, max_iter, tol, modes, n_iter, bright, rscale2):  # pragma: no cover  # fmt: skip
-    _image_modes3(
-        R, w, pad, hs, EPANECHNIKOV, support, max_iter, tol, modes, n_iter, bright, rscale2, 0
-    )
-
-
-@njit(cache=True, parallel=True, fastmath={"reassoc", "contract"})
-def _modes3_epanechnikov_1(R, w, pad, hs, support, max_iter, tol, modes, n_iter, bright, rscale2):  # pragma: no cover  # fmt: skip
-    _image_modes3(
-        R, w, pad, hs, EPANECHNIKOV, support, max_iter, tol, modes, n_iter, bright, rscale2, 1
-    )
-
-
-@njit(cache=True, parallel=True, fastmath={"reassoc", "contract"})
-def _modes3_epanechnikov_2(R, w, pad, hs, support, max_iter, tol, modes, n_iter, bright, rscale2):  # pragma: no cover  # fmt: skip
-    _image_modes3(
-        R, w, pad, hs, EPANECHNIKOV, support, max_iter, tol, modes, n_iter, bright, rscale2, 2
-    )
-
-
-@njit(cache=True, parallel=True, fastmath={"reassoc", "contract"})
-def _modes3_gaussian_0(R, w, pad, hs, support, max_iter, tol, modes, n_iter, bright, rscale2):  # pragma: no cover  # fmt: skip
-    _image_modes3(
-        R, w, pad, hs, GAUSSIAN, support, max_iter, tol, modes, n_iter, bright, rscale2, 0
-    )
-
-
-@njit(cache=True, parallel=True, fastmath={"reassoc", "contract"})
-def _modes3_gaussian_1(R, w, pad, hs, support, max_iter, tol, modes, n_iter, bright, rscale2):  # pragma: no cover  # fmt: skip
-    _image_modes3(
-        R, w, pad, hs, GAUSSIAN, support, max_iter, tol, modes, n_iter, bright, rscale2, 1
-    )
-
-
-@njit(cache=True, parallel=True, fastmath={"reassoc", "contract"})
-def _modes3_gaussian_2(R, w, pad, hs, support, max_iter, tol, modes, n_iter, bright, rscale2):  # pragma: no cover  # fmt: skip
-    _image_modes3(
-        R, w, pad, hs, GAUSSIAN, support, max_iter, tol, modes, n_iter, bright, rscale2, 2
-    )
-
-
-_MODES3 = {
-    (kernel, speedup): globals()[f"_modes3_{name}_{speedup}"]
-    for kernel, name in ((FLAT, "flat"), (EPANECHNIKOV, "epanechnikov"), (GAUSSIAN, "gaussian"))
-    for speedup in (0, 1, 2)
-}
+#: The nine entry points, generated: (kernel id, speed-up) -> compiled function.
+_MODES3 = {(k, s): _entry_point(k, s) for k in (FLAT, EPANECHNIKOV, GAUSSIAN) for s in (0, 1, 2)}
 
 
 def image_modes3(
