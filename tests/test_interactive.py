@@ -116,7 +116,7 @@ def test_filter_bank_treats_gray_as_rgb():
     assert filter_bank(gray).shape == filter_bank(np.dstack([gray] * 3)).shape
 
 
-def test_simulated_strokes_stay_inside_their_class_and_budget_and_corrections_help():
+def test_simulated_strokes_stay_inside_their_class_and_budget_and_corrections_go_where_wrong():
     from seglab.data import synthetic_scene
     from seglab.interactive import corrective_strokes, simulate_strokes
 

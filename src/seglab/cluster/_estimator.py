@@ -81,9 +81,6 @@ class EstimatorMixin:
                 shown.append(f"{name}={'array' if isinstance(value, np.ndarray) else repr(value)}")
         return f"{type(self).__name__}({', '.join(shown)})"
 
-    def __getstate__(self) -> dict:
-        return dict(self.__dict__)
-
     def __sklearn_tags__(self):
         """scikit-learn's tags (imported only when scikit-learn asks): a clusterer of dense,
         finite 2-d arrays (sparse input is refused with a message)."""

@@ -89,6 +89,11 @@ def estimate_bandwidth(
         raise ValueError(f"quantile must be in (0, 1], got {quantile}")
     if n_samples is not None and n_samples < X.shape[0]:
         X = X[np.random.default_rng(random_state).permutation(X.shape[0])[:n_samples]]
+    if X.shape[0] < 2:
+        raise ValueError(
+            f"n_samples={X.shape[0]}: a bandwidth is estimated from distances between samples; "
+            "give at least 2 samples, or bandwidth= explicitly"
+        )
     k = max(1, int(X.shape[0] * quantile))
     dist, _ = _KDTree(X).query(X, k=k)
     dist = dist.reshape(X.shape[0], -1)
