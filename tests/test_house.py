@@ -11,7 +11,7 @@ SRC = Path(__file__).resolve().parents[1] / "src" / "seglab"
 
 #: The layers of CONTRIBUTING.md, bottom first: a module imports from its own layer or below.
 LAYERS = [
-    {"_checks", "_constraints", "_signals", "_files", "_feature_groups", "image"},
+    {"_checks", "_constraints", "_signals", "_files", "_threads", "_feature_groups", "image"},
     {"io", "features", "metrics", "viz", "losses", "nn", "_forest_kernels"},
     {"cluster", "models", "data", "inference", "instances", "interactive"},
     {"engine", "segment", "batch", "baselines"},

@@ -140,9 +140,10 @@ def test_float32_near_ties_get_the_exact_label(exact, monkeypatch):
 def test_variance_does_not_cancel_far_from_zero():
     rng = np.random.default_rng(1)
     X = (1e4 + rng.standard_normal((50_000, 3))).astype(np.float32)
-    XT, variance = _transpose(X)
+    XT, variance, total = _transpose(X)
     np.testing.assert_array_equal(XT, X.T)
     assert variance == pytest.approx(np.var(X.astype(np.float64), axis=0).mean(), rel=1e-9)
+    np.testing.assert_allclose(total, X.astype(np.float64).sum(axis=0), rtol=1e-12)
 
 
 def test_single_cluster_is_the_mean():

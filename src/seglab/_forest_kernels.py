@@ -5,14 +5,22 @@ thresholds), so the votes are the forest's own."""
 
 from __future__ import annotations
 
-import numba
-import numpy as np
+from numba import njit
+
+from ._threads import parallel_for
 
 
-@numba.njit(parallel=True, cache=True, nogil=True)
-def forest_proba(X, roots, left, right, feature, threshold, value, out):  # pragma: no cover
-    n, n_trees, n_classes = X.shape[0], roots.shape[0], out.shape[1]
-    for i in numba.prange(n):
+def forest_proba(X, roots, left, right, feature, threshold, value, out) -> None:
+    """Class probabilities of the rows of X (N, F) averaged over the trees, written into out
+    (N, C); threads take the rows in ranges."""
+    parallel_for(_forest_proba, X.shape[0], X, roots, left, right, feature, threshold, value, out,
+                 tasks_per_thread=4)  # fmt: skip
+
+
+@njit(cache=True, nogil=True)
+def _forest_proba(X, roots, left, right, feature, threshold, value, out, lo, hi):  # pragma: no cover  # fmt: skip
+    n_trees, n_classes = roots.shape[0], out.shape[1]
+    for i in range(lo, hi):
         for t in range(n_trees):
             node = roots[t]
             while feature[node] >= 0:
@@ -26,4 +34,4 @@ def forest_proba(X, roots, left, right, feature, threshold, value, out):  # prag
             out[i, c] /= n_trees
 
 
-__all__ = ["forest_proba", "np"]
+__all__ = ["forest_proba"]

@@ -4,7 +4,10 @@ Layout. The kernels read the features transposed, as a (D, N) array made once pe
 :func:`prepare` (which also checks them and computes their variance in the same pass): each
 feature is then one contiguous row, so the distance loops over a block of ``BLOCK`` points run
 over contiguous memory, compile to SIMD instructions and need no copy. Work is split over threads
-in chunks of ``CHUNK`` points; no N x K distance matrix is ever held.
+in chunks of ``CHUNK`` points (:func:`seglab._threads.parallel_for`: each kernel is compiled
+serial and runs a range of chunks without the GIL); no N x K distance matrix is ever held. The
+kernels avoid numpy array expressions and reductions along an axis, which cost numba seconds to
+compile: a fresh install compiles the k-means path in about 4 s.
 
 Arithmetic. Distances are sum((x - c)^2) in the data's dtype, never |x|^2 - 2x.c + |c|^2 (which
 cancels for points far from the origin, such as pixel positions). For float32 data the two
@@ -17,7 +20,9 @@ the bounds kept for Hamerly's test are widened by the same amount, so they stay 
 from __future__ import annotations
 
 import numpy as np
-from numba import njit, prange
+from numba import njit
+
+from .._threads import parallel_for
 
 CHUNK = 16384  # points per parallel task
 BLOCK = 512  # points per vectorised block: its rows and running minima stay in L1
@@ -54,29 +59,25 @@ def _error(d2, R, A):  # pragma: no cover - compiled
     return R * d2 + A * np.sqrt(d2) + A * A
 
 
-@njit(cache=True, parallel=True)
-def prepare(X, XT):  # pragma: no cover - compiled
-    """One pass over X (N, D): writes its transpose into XT (D, N) and returns the number of
-    non-finite values and the mean over features of the per-feature variance.
+def _n_chunks(n: int) -> int:
+    return (n + CHUNK - 1) // CHUNK
 
-    The variance is combined from per-chunk means and sums of squared deviations (Chan et al.),
-    each chunk shifted by its first row, so it does not cancel for features far from zero. (XT is
-    allocated by the caller: numpy backs large arrays with huge pages, which halves the cost of
-    first touching them.)
-    """
+
+@njit(cache=True, nogil=True)
+def _prepare(X, XT, cmean, cm2, bad, c_lo, c_hi):  # pragma: no cover - compiled
+    """:func:`prepare` on chunks [c_lo, c_hi): the transpose, and per chunk its mean, sum of
+    squared deviations (each chunk shifted by its first row) and number of non-finite values."""
     n, d = X.shape
-    n_chunks = (n + CHUNK - 1) // CHUNK
-    cmean = np.zeros((n_chunks, d))
-    cm2 = np.zeros((n_chunks, d))
-    bad = np.zeros(n_chunks, dtype=np.int64)
-    for c in prange(n_chunks):
+    s = np.zeros(d)
+    ss = np.zeros(d)
+    shift = np.empty(d)
+    for c in range(c_lo, c_hi):
         start = c * CHUNK
         stop = min(n, start + CHUNK)
-        s = np.zeros(d)
-        ss = np.zeros(d)
-        shift = np.empty(d)
         for f in range(d):
             shift[f] = X[start, f]
+            s[f] = 0.0
+            ss[f] = 0.0
         for i in range(start, stop):
             for f in range(d):
                 v = X[i, f]
@@ -85,22 +86,37 @@ def prepare(X, XT):  # pragma: no cover - compiled
                 s[f] += t
                 ss[f] += t * t
         m = stop - start
+        total = 0.0
         for f in range(d):
             cmean[c, f] = shift[f] + s[f] / m
             cm2[c, f] = ss[f] - s[f] * s[f] / m
-        if not np.isfinite(s.sum() + ss.sum()):  # NaN and inf propagate into the sums
+            total += s[f] + ss[f]
+        if not np.isfinite(total):  # NaN and inf propagate into the sums
             for f in range(d):
                 for i in range(start, stop):
                     bad[c] += not np.isfinite(XT[f, i])
-    counts = np.empty(n_chunks)
-    for c in range(n_chunks):
-        counts[c] = min(n, (c + 1) * CHUNK) - c * CHUNK
-    var = 0.0
-    for f in range(d):
-        mean = (cmean[:, f] * counts).sum() / n
-        m2 = cm2[:, f].sum() + (counts * (cmean[:, f] - mean) ** 2).sum()
-        var += m2 / n
-    return bad.sum(), var / d
+
+
+def prepare(X: np.ndarray, XT: np.ndarray) -> tuple[int, float, np.ndarray]:
+    """One pass over X (N, D): writes its transpose into XT (D, N) and returns the number of
+    non-finite values, the mean over features of the per-feature variance and the sum of the
+    points (D,) in float64.
+
+    The variance is combined from per-chunk means and sums of squared deviations (Chan et al.),
+    each chunk shifted by its first row, so it does not cancel for features far from zero. (XT is
+    allocated by the caller: numpy backs large arrays with huge pages, which halves the cost of
+    first touching them.)
+    """
+    n, d = X.shape
+    n_chunks = _n_chunks(n)
+    cmean = np.zeros((n_chunks, d))
+    cm2 = np.zeros((n_chunks, d))
+    bad = np.zeros(n_chunks, dtype=np.int64)
+    parallel_for(_prepare, n_chunks, X, XT, cmean, cm2, bad)
+    counts = np.minimum(n, (np.arange(n_chunks) + 1) * CHUNK) - np.arange(n_chunks) * CHUNK
+    mean = (cmean * counts[:, None]).sum(axis=0) / n
+    m2 = cm2.sum(axis=0) + (counts[:, None] * (cmean - mean) ** 2).sum(axis=0)
+    return int(bad.sum()), float((m2 / n).mean()), mean * n
 
 
 @njit(cache=True)
@@ -217,36 +233,19 @@ def _add_sums(src, off, m, bk, sums, counts):  # pragma: no cover - compiled
             sums[j, f] += acc
 
 
-@njit(cache=True)
-def _block_scratch(XT):  # pragma: no cover - compiled
-    """Per-task scratch for one block: two smallest distances, distances, nearest centre, keys,
-    and the per-point lookups of :func:`_new_keys`."""
-    b1 = np.empty(BLOCK, dtype=XT.dtype)
-    b2 = np.empty(BLOCK, dtype=XT.dtype)
-    dist = np.empty(BLOCK, dtype=XT.dtype)
-    bk = np.empty(BLOCK, dtype=np.int32)
-    kb = np.empty(BLOCK, dtype=np.float32)
-    return b1, b2, dist, bk, kb, np.empty(BLOCK), np.empty(BLOCK)
-
-
-@njit(cache=True, parallel=True)
-def assign(XT, centers, c64, R, A, labels, key, half_sep, want_sums):  # pragma: no cover
-    """A full Lloyd E-step (and the M-step sums): the nearest centre of every point.
-
-    Writes ``labels`` in place and, when ``key`` is not empty, every point's Hamerly key with the
-    cumulative decrements at zero. Returns (sums (K, D), counts (K,), n_changed); sums and counts
-    stay zero unless ``want_sums``.
-    """
-    d, n = XT.shape
+@njit(cache=True, nogil=True)
+def _assign(XT, centers, c64, R, A, labels, key, half_sep, want_sums, psums, pcounts, pchanged, c_lo, c_hi):  # pragma: no cover  # fmt: skip
+    """:func:`assign` on chunks [c_lo, c_hi), with per-chunk sums, counts and changes."""
+    n = XT.shape[1]
     k = centers.shape[0]
-    n_chunks = (n + CHUNK - 1) // CHUNK
-    psums = np.zeros((n_chunks, k, d))
-    pcounts = np.zeros((n_chunks, k), dtype=np.int64)
-    pchanged = np.zeros(n_chunks, dtype=np.int64)
     zero = np.zeros(k)
     with_key = key.size > 0
-    for c in prange(n_chunks):
-        b1, b2, dist, bk, kb, sep, dec = _block_scratch(XT)
+    b1, b2, dist = np.empty((3, BLOCK), dtype=XT.dtype)
+    bk = np.empty(BLOCK, dtype=np.int32)
+    kb = np.empty(BLOCK, dtype=np.float32)
+    sep = np.empty(BLOCK)
+    dec = np.empty(BLOCK)
+    for c in range(c_lo, c_hi):
         for start in range(c * CHUNK, min(n, (c + 1) * CHUNK), BLOCK):
             m = min(n, start + BLOCK) - start
             _nearest_two(XT, start, m, centers, c64, R, A, b1, b2, bk, dist)
@@ -261,35 +260,38 @@ def assign(XT, centers, c64, R, A, labels, key, half_sep, want_sums):  # pragma:
                     key[start + q] = kb[q]
             if want_sums:
                 _add_sums(XT, start, m, bk, psums[c], pcounts[c])
-    return psums.sum(axis=0), pcounts.sum(axis=0), pchanged.sum()
 
 
-@njit(cache=True, parallel=True)
-def hamerly_step(XT, centers, c64, R, A, labels, key, decrement, half_sep):  # pragma: no cover
-    """One exact Lloyd E-step with Hamerly's (2010) bounds, kept as one number per point.
+def assign(XT, centers, c64, R, A, labels, key, half_sep, want_sums):
+    """A full Lloyd E-step (and the M-step sums): the nearest centre of every point.
 
-    Hamerly keeps, per point, an upper bound u on the distance to its centre a and a lower bound
-    l on the distance to any other; the label cannot change while u <= max(l, s_a), s_a being
-    half the distance from centre a to the nearest other centre. Here each point keeps only the
-    slack ``max(l, s_a) - u`` at the time it was last computed, plus the cumulative decrement of
-    its cluster then: ``key = slack + decrement[a]``. When the centres move, the slack of a
-    cluster-a point shrinks by at most a's shift plus the larger of the other centres' largest
-    shift and the drop of s_a, which the caller adds to ``decrement[a]``. A point can change
-    label only if ``key < decrement[a]``: the first pass over a block reads a label and a key per
-    point. A block where many points fail is recomputed whole, in place (which refreshes every
-    bound in it); otherwise the failing points are gathered and get all K distances and a new
-    key. Returns the change in per-cluster sums and counts, and the number of points that moved.
+    Writes ``labels`` in place and, when ``key`` is not empty, every point's Hamerly key with the
+    cumulative decrements at zero. Returns (sums (K, D), counts (K,), n_changed); sums and counts
+    stay zero unless ``want_sums``.
     """
     d, n = XT.shape
     k = centers.shape[0]
-    n_chunks = (n + CHUNK - 1) // CHUNK
-    dsums = np.zeros((n_chunks, k, d))
-    dcounts = np.zeros((n_chunks, k), dtype=np.int64)
+    n_chunks = _n_chunks(n)
+    psums = np.zeros((n_chunks, k, d))
+    pcounts = np.zeros((n_chunks, k), dtype=np.int64)
     pchanged = np.zeros(n_chunks, dtype=np.int64)
-    for c in prange(n_chunks):
-        buf = np.empty((d, BLOCK), dtype=XT.dtype)
-        b1, b2, dist, bk, kb, sep, dec = _block_scratch(XT)
-        todo = np.empty(BLOCK, dtype=np.int32)
+    parallel_for(_assign, n_chunks, XT, centers, c64, R, A, labels, key, half_sep,
+                 bool(want_sums), psums, pcounts, pchanged)  # fmt: skip
+    return psums.sum(axis=0), pcounts.sum(axis=0), int(pchanged.sum())
+
+
+@njit(cache=True, nogil=True)
+def _hamerly_step(XT, centers, c64, R, A, labels, key, decrement, half_sep, dsums, dcounts, pchanged, c_lo, c_hi):  # pragma: no cover  # fmt: skip
+    """:func:`hamerly_step` on chunks [c_lo, c_hi), with per-chunk changes."""
+    d, n = XT.shape
+    buf = np.empty((d, BLOCK), dtype=XT.dtype)
+    b1, b2, dist = buf[0].copy(), buf[0].copy(), buf[0].copy()  # the data's dtype
+    bk = np.empty(BLOCK, dtype=np.int32)
+    kb = np.empty(BLOCK, dtype=np.float32)
+    sep = np.empty(BLOCK)
+    dec = np.empty(BLOCK)
+    todo = np.empty(BLOCK, dtype=np.int32)
+    for c in range(c_lo, c_hi):
         for start in range(c * CHUNK, min(n, (c + 1) * CHUNK), BLOCK):
             m = min(n, start + BLOCK) - start
             count = 0
@@ -330,38 +332,61 @@ def hamerly_step(XT, centers, c64, R, A, labels, key, decrement, half_sep):  # p
                         x = src[f, off + p]
                         dsums[c, a, f] -= x
                         dsums[c, j, f] += x
-    return dsums.sum(axis=0), dcounts.sum(axis=0), pchanged.sum()
 
 
-@njit(cache=True, parallel=True)
-def sqdist_to_assigned(XT, centers, labels):  # pragma: no cover - compiled
-    """Squared distance (float64) of every point to the centre it is assigned to."""
+def hamerly_step(XT, centers, c64, R, A, labels, key, decrement, half_sep):
+    """One exact Lloyd E-step with Hamerly's (2010) bounds, kept as one number per point.
+
+    Hamerly keeps, per point, an upper bound u on the distance to its centre a and a lower bound
+    l on the distance to any other; the label cannot change while u <= max(l, s_a), s_a being
+    half the distance from centre a to the nearest other centre. Here each point keeps only the
+    slack ``max(l, s_a) - u`` at the time it was last computed, plus the cumulative decrement of
+    its cluster then: ``key = slack + decrement[a]``. When the centres move, the slack of a
+    cluster-a point shrinks by at most a's shift plus the larger of the other centres' largest
+    shift and the drop of s_a, which the caller adds to ``decrement[a]``. A point can change
+    label only if ``key < decrement[a]``: the first pass over a block reads a label and a key per
+    point. A block where many points fail is recomputed whole, in place (which refreshes every
+    bound in it); otherwise the failing points are gathered and get all K distances and a new
+    key. Returns the change in per-cluster sums and counts, and the number of points that moved.
+    """
     d, n = XT.shape
-    out = np.zeros(n)
-    n_chunks = (n + CHUNK - 1) // CHUNK
-    for c in prange(n_chunks):
+    k = centers.shape[0]
+    n_chunks = _n_chunks(n)
+    dsums = np.zeros((n_chunks, k, d))
+    dcounts = np.zeros((n_chunks, k), dtype=np.int64)
+    pchanged = np.zeros(n_chunks, dtype=np.int64)
+    parallel_for(_hamerly_step, n_chunks, XT, centers, c64, R, A, labels, key, decrement,
+                 half_sep, dsums, dcounts, pchanged, tasks_per_thread=4)  # fmt: skip
+    return dsums.sum(axis=0), dcounts.sum(axis=0), int(pchanged.sum())
+
+
+@njit(cache=True, nogil=True)
+def _sqdist_to_assigned(XT, centers, labels, out, c_lo, c_hi):  # pragma: no cover - compiled
+    d, n = XT.shape
+    for c in range(c_lo, c_hi):
         stop = min(n, (c + 1) * CHUNK)
         for f in range(d):
             for i in range(c * CHUNK, stop):
                 t = np.float64(XT[f, i]) - centers[labels[i], f]
                 out[i] += t * t
+
+
+def sqdist_to_assigned(XT: np.ndarray, centers: np.ndarray, labels: np.ndarray) -> np.ndarray:
+    """Squared distance (float64) of every point to the centre it is assigned to."""
+    out = np.zeros(XT.shape[1])
+    parallel_for(_sqdist_to_assigned, _n_chunks(XT.shape[1]), XT, centers, labels, out)
     return out
 
 
-@njit(cache=True, parallel=True)
-def inertia(XT, centers, labels):  # pragma: no cover - compiled
-    """Sum of squared distances (float64) of the points to their assigned centres.
-
-    Each point's centre coordinate is looked up by one blend per cluster rather than gathered,
-    and the sums are kept per lane, so every loop compiles to SIMD (and the result does not
-    depend on the number of threads)."""
+@njit(cache=True, nogil=True)
+def _inertia(XT, centers, labels, partial, c_lo, c_hi):  # pragma: no cover - compiled
     d, n = XT.shape
     k = centers.shape[0]
-    n_chunks = (n + CHUNK - 1) // CHUNK
-    partial = np.zeros(n_chunks)
-    for c in prange(n_chunks):
-        acc = np.zeros(BLOCK)
-        cf = np.empty(BLOCK)
+    acc = np.zeros(BLOCK)
+    cf = np.empty(BLOCK)
+    for c in range(c_lo, c_hi):
+        for q in range(BLOCK):
+            acc[q] = 0.0
         for start in range(c * CHUNK, min(n, (c + 1) * CHUNK), BLOCK):
             m = min(n, start + BLOCK) - start
             lab = labels[start : start + m]
@@ -374,20 +399,32 @@ def inertia(XT, centers, labels):  # pragma: no cover - compiled
                 for q in range(m):
                     t = np.float64(row[q]) - cf[q]
                     acc[q] += t * t
-        partial[c] = acc.sum()
-    return partial.sum()
+        total = 0.0
+        for q in range(BLOCK):
+            total += acc[q]
+        partial[c] = total
 
 
-@njit(cache=True, parallel=True)
-def min_sqdist_update(XT, point, closest, out):  # pragma: no cover - compiled
-    """out = min(closest, |x - point|^2) in float64; returns out.sum(). Used by k-means++."""
+def inertia(XT: np.ndarray, centers: np.ndarray, labels: np.ndarray) -> float:
+    """Sum of squared distances (float64) of the points to their assigned centres.
+
+    Each point's centre coordinate is looked up by one blend per cluster rather than gathered,
+    and the sums are kept per lane, so every loop compiles to SIMD (and the result does not
+    depend on the number of threads)."""
+    partial = np.zeros(_n_chunks(XT.shape[1]))
+    parallel_for(_inertia, len(partial), XT, centers, labels, partial)
+    return float(partial.sum())
+
+
+@njit(cache=True, nogil=True)
+def _min_sqdist_update(XT, point, closest, out, partial, c_lo, c_hi):  # pragma: no cover
     d, n = XT.shape
-    n_chunks = (n + CHUNK - 1) // CHUNK
-    partial = np.zeros(n_chunks)
-    for c in prange(n_chunks):
+    dist = np.empty(CHUNK)
+    for c in range(c_lo, c_hi):
         start = c * CHUNK
         stop = min(n, start + CHUNK)
-        dist = np.zeros(stop - start)
+        for q in range(stop - start):
+            dist[q] = 0.0
         for f in range(d):
             p = point[f]
             row = XT[f, start:stop]
@@ -400,4 +437,12 @@ def min_sqdist_update(XT, point, closest, out):  # pragma: no cover - compiled
             out[start + q] = v
             acc += v
         partial[c] = acc
-    return partial.sum()
+
+
+def min_sqdist_update(
+    XT: np.ndarray, point: np.ndarray, closest: np.ndarray, out: np.ndarray
+) -> float:
+    """out = min(closest, |x - point|^2) in float64; returns out.sum(). Used by k-means++."""
+    partial = np.zeros(_n_chunks(XT.shape[1]))
+    parallel_for(_min_sqdist_update, len(partial), XT, point, closest, out, partial)
+    return float(partial.sum())

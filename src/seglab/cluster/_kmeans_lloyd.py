@@ -4,7 +4,7 @@ the same iteration in PyTorch for GPUs."""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 
@@ -25,13 +25,22 @@ def _check_data(X: Any) -> np.ndarray:
     return np.ascontiguousarray(X, dtype=dtype)
 
 
-def _transpose(X: np.ndarray) -> tuple[np.ndarray, float]:
-    """The (D, N) layout the kernels read, and the mean per-feature variance (one pass)."""
+class Transposed(NamedTuple):
+    """X in the (D, N) layout the kernels read, with what the same pass measured."""
+
+    XT: np.ndarray
+    variance: float  # mean per-feature variance
+    total: np.ndarray  # sum of the points (D,), float64
+
+
+def _transpose(X: np.ndarray) -> Transposed:
+    """The (D, N) layout the kernels read, the mean per-feature variance and the sum of the
+    points (one pass)."""
     XT = np.empty(X.shape[::-1], dtype=X.dtype)
-    n_bad, variance = K.prepare(X, XT)
+    n_bad, variance, total = K.prepare(X, XT)
     if n_bad:
         raise ValueError(f"X contains {n_bad} NaN or infinite values; expected finite numbers")
-    return XT, float(variance)
+    return Transposed(XT, float(variance), total)
 
 
 def kmeans_plusplus(
@@ -50,7 +59,7 @@ def kmeans_plusplus(
     X = check_array(X)
     weight = None if sample_weight is None else check_weights(sample_weight, X.shape[0])
     n_clusters = check_positive_int(n_clusters, "n_clusters")
-    return _kmeans_plusplus(X, _transpose(X)[0], n_clusters, as_generator(random_state), weight)
+    return _kmeans_plusplus(X, _transpose(X).XT, n_clusters, as_generator(random_state), weight)
 
 
 def check_weights(sample_weight: Any, n: int) -> np.ndarray:
@@ -163,16 +172,17 @@ def lloyd(
     tol: float,
     algorithm: str = "hamerly",
     *,
-    XT: np.ndarray | None = None,
+    prepared: Transposed | None = None,
 ) -> dict[str, Any]:
     """Run k-means from ``centers`` (absolute ``tol`` on the total squared centre shift).
 
-    ``XT`` is X transposed (made here when not given). Returns a dict with centers, labels,
+    ``prepared`` is :func:`_transpose` of X (made here when not given). Returns a dict with centers, labels,
     inertia, n_iter and inertia_history (lloyd only).
     """
     X = _check_data(X)
-    if XT is None:
-        XT, _ = _transpose(X)
+    if prepared is None:
+        prepared = _transpose(X)
+    XT = prepared.XT
     n = X.shape[0]
     centers = np.array(centers, dtype=np.float64)
     labels = np.full(n, -1, dtype=np.int32)
@@ -195,8 +205,18 @@ def lloyd(
     key = np.empty(n, dtype=np.float32)
     decrement = np.zeros(len(centers))
     half_sep = _half_separation(centers)
+    # the first E-step is a Hamerly step where every bound fails, from all points in cluster 0
+    # (one kernel less to compile on the default path)
+    labels[:] = 0
+    key[:] = -np.inf
+    sums = np.zeros_like(centers)
+    sums[0] = prepared.total
+    counts = np.zeros(len(centers), dtype=np.int64)
+    counts[0] = n
     cd, R, A = _kernel_centers(XT, centers)
-    sums, counts, _ = K.assign(XT, cd, centers, R, A, labels, key, half_sep, True)
+    dsums, dcounts, _ = K.hamerly_step(XT, cd, centers, R, A, labels, key, decrement, half_sep)
+    sums += dsums
+    counts += dcounts
     changed = n
     while True:
         if _relocate_empty(X, XT, centers, labels, sums, counts):
@@ -296,7 +316,7 @@ def lloyd_torch(
         if bool((counts == 0).any()):
             lab_np = labels.cpu().numpy().astype(np.int32)
             s_np, c_np = sums.cpu().numpy(), counts.cpu().numpy()
-            _relocate_empty(X, _transpose(X)[0], c.cpu().numpy(), lab_np, s_np, c_np)
+            _relocate_empty(X, _transpose(X).XT, c.cpu().numpy(), lab_np, s_np, c_np)
             labels.copy_(torch.as_tensor(lab_np, device=device))
             sums, counts = (
                 torch.as_tensor(s_np, device=device),

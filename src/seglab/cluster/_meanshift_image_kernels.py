@@ -5,8 +5,9 @@ kernels' ids and the window's normalisation."""
 from __future__ import annotations
 
 import numpy as np
-from numba import njit, prange
+from numba import njit
 
+from .._threads import parallel_for
 from ._meanshift_kernels import EPANECHNIKOV, FAR, FLAT, GAUSSIAN
 
 __all__ = ["BAND", "BLOCK", "FAR", "image_modes", "image_modes3", "pad_columns"]
@@ -20,13 +21,20 @@ def pad_columns(rs: float) -> int:
     return BLOCK * int(np.ceil((np.ceil(rs) + BLOCK + 1) / BLOCK))
 
 
-@njit(cache=True, parallel=True, fastmath={"reassoc", "contract"})
-def image_modes(
-    R, w, pad, hs, kernel, support, max_iter, tol, modes, n_iter, rscale2
+def image_modes(R, w, pad, hs, kernel, support, max_iter, tol, modes, n_iter, rscale2) -> None:
+    """Mean-shift every pixel of an image in the joint spatial-range domain (any number of range
+    channels; see :func:`_image_modes` for the arguments). Threads take two rows at a time."""
+    parallel_for(_image_modes, R.shape[1], R, w, pad, hs, kernel, support, max_iter, tol, modes,
+                 n_iter, rscale2, grain=2)  # fmt: skip
+
+
+@njit(cache=True, nogil=True, fastmath={"reassoc", "contract"})
+def _image_modes(
+    R, w, pad, hs, kernel, support, max_iter, tol, modes, n_iter, rscale2, y_lo, y_hi
 ):  # pragma: no cover
     # long: the generic (any number of channels) climb keeps its window sums in local arrays
     # across the whole loop; splitting it would pass them around on every iteration
-    """Mean-shift every pixel of an image in the joint spatial-range domain.
+    """Mean-shift the pixels of rows [y_lo, y_hi) in the joint spatial-range domain.
 
     R: (C, H, pad + W + pad) float32 range features divided by the range bandwidth, planar and
     padded left and right (see :func:`pad_columns`) so that a window row is contiguous and can be
@@ -44,11 +52,11 @@ def image_modes(
     sup2 = support * support
     inv_hs2 = 1.0 / (hs * hs)
     tol2 = tol * tol
-    for y0 in prange(h):
-        cr = np.empty(nc)
-        sr = np.empty(nc)
-        d2 = np.empty(BLOCK)
-        wt = np.empty(BLOCK)
+    cr = np.empty(nc)
+    sr = np.empty(nc)
+    d2 = np.empty(BLOCK)
+    wt = np.empty(BLOCK)
+    for y0 in range(y_lo, y_hi):
         for x0 in range(w):
             cy = np.float64(y0)
             cx = np.float64(x0)
@@ -349,53 +357,30 @@ def _pixel3(
     return npts
 
 
-@njit(inline="always", fastmath={"reassoc", "contract"})
-def _image_modes3(
-    R, w, pad, hs, kernel, support, max_iter, tol, modes, n_iter, bright, rscale2, speedup
-):  # pragma: no cover
-    """:func:`image_modes` for three range channels (colour), the common case, with the channels
-    in registers and one fused loop per block of three window rows in float32 (sixteen lanes per
-    SIMD register; each block's sums are added to float64 totals): about ten times faster than
-    the generic kernel.
-    Inlined into one entry point per kernel and speed-up so both are constants, not branches.
-    Where the window's first channel (L*) exceeds ``bright`` (in bandwidths; inf: never),
-    differences of that channel count twice, as EDISON's filter does for bright colours. Points
-    on the window's edge are outside, as in EDISON. Speed-ups (EDISON's): 1, a path that reaches
-    a pixel of similar colour takes that pixel along, or stops at its mode if it has one; 2, also
-    the window points of very similar colour join the path. Pixels so assigned report 0
-    iterations."""
-    h = R.shape[1]
-    band = BAND if speedup > 0 else 1  # the exact mode shares nothing: rows balance best
-    n_bands = (h + band - 1) // band
-    for b in prange(n_bands):
-        lo = b * band
-        hi = min(h, lo + band)
-        table = np.zeros((band, w), np.uint8)
+def _entry_point(kernel: int, speedup: int):
+    """The compiled three-channel climb for one kernel and speed-up: both are constants of the
+    closure, so numba compiles each branch away (and caches each entry point apart). Runs the
+    bands [b_lo, b_hi) of :func:`image_modes3`."""
+
+    @njit(cache=True, nogil=True, fastmath={"reassoc", "contract"})
+    def modes3(R, w, pad, hs, support, max_iter, tol, modes, n_iter, bright, rscale2, b_lo, b_hi):  # pragma: no cover  # fmt: skip
+        h = R.shape[1]
+        band = BAND if speedup > 0 else 1
+        table = np.empty((band, w), np.uint8)
         plist = np.empty(band * w, np.int64)
         near = np.empty((3, BLOCK), np.float32)  # speed-up 2: per-lane range distances
-        for y0 in range(lo, hi):
-            for x0 in range(w):
-                if speedup > 0 and table[y0 - lo, x0] == 1:
-                    continue
-                if speedup == 0:
+        for b in range(b_lo, b_hi):
+            lo = b * band
+            hi = min(h, lo + band)
+            for y in range(band):
+                for x in range(w):
+                    table[y, x] = 0
+            for y0 in range(lo, hi):
+                for x0 in range(w):
+                    if speedup > 0 and table[y0 - lo, x0] == 1:
+                        continue
                     _pixel3(R, w, pad, hs, kernel, support, max_iter, tol, modes, n_iter, bright,
-                            rscale2, y0, x0, table, plist, lo, hi, 0, near)  # fmt: skip
-                elif speedup == 1:
-                    _pixel3(R, w, pad, hs, kernel, support, max_iter, tol, modes, n_iter, bright,
-                            rscale2, y0, x0, table, plist, lo, hi, 1, near)  # fmt: skip
-                else:
-                    _pixel3(R, w, pad, hs, kernel, support, max_iter, tol, modes, n_iter, bright,
-                            rscale2, y0, x0, table, plist, lo, hi, 2, near)  # fmt: skip
-
-
-def _entry_point(kernel: int, speedup: int):
-    """A compiled entry point of :func:`_image_modes3` for one kernel and speed-up: both are
-    constants of the closure, so numba compiles each branch away (and caches each one)."""
-
-    @njit(cache=True, parallel=True, fastmath={"reassoc", "contract"})
-    def modes3(R, w, pad, hs, support, max_iter, tol, modes, n_iter, bright, rscale2):  # pragma: no cover  # fmt: skip
-        _image_modes3(R, w, pad, hs, kernel, support, max_iter, tol, modes, n_iter, bright,
-                      rscale2, speedup)  # fmt: skip
+                            rscale2, y0, x0, table, plist, lo, hi, speedup, near)  # fmt: skip
 
     return modes3
 
@@ -407,7 +392,19 @@ _MODES3 = {(k, s): _entry_point(k, s) for k in (FLAT, EPANECHNIKOV, GAUSSIAN) fo
 def image_modes3(
     R, w, pad, hs, kernel, support, max_iter, tol, modes, n_iter, bright, rscale2, speedup=0
 ):
-    """Dispatch to the compiled three-channel kernel for ``kernel`` (an id) and ``speedup``."""
-    _MODES3[kernel, speedup](
-        R, w, pad, hs, support, max_iter, tol, modes, n_iter, float(bright), rscale2
-    )
+    """:func:`image_modes` for three range channels (colour), the common case, with the channels
+    in registers and one fused loop per block of three window rows in float32 (sixteen lanes per
+    SIMD register; each block's sums are added to float64 totals): about ten times faster than
+    the generic kernel. ``kernel`` is a kernel id; each (kernel, speed-up) has its own compiled
+    entry point, so only the one a call needs is compiled.
+
+    Where the window's first channel (L*) exceeds ``bright`` (in bandwidths; inf: never),
+    differences of that channel count twice, as EDISON's filter does for bright colours. Points
+    on the window's edge are outside, as in EDISON. Speed-ups (EDISON's): 1, a path that reaches
+    a pixel of similar colour takes that pixel along, or stops at its mode if it has one; 2, also
+    the window points of very similar colour join the path. Pixels so assigned report 0
+    iterations. Threads take bands of rows as they become free (convergence varies by row)."""
+    band = BAND if speedup > 0 else 1  # the exact mode shares nothing: rows balance best
+    n_bands = (R.shape[1] + band - 1) // band
+    parallel_for(_MODES3[kernel, speedup], n_bands, R, w, pad, hs, support, max_iter, tol, modes,
+                 n_iter, float(bright), rscale2, grain=1 if speedup > 0 else 2)  # fmt: skip

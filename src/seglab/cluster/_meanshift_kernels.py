@@ -8,7 +8,9 @@ support 1 (flat, epanechnikov) or 3 (gaussian, truncated at 3 bandwidths, where 
 from __future__ import annotations
 
 import numpy as np
-from numba import njit, prange
+from numba import njit
+
+from .._threads import get_num_threads, parallel_for
 
 FLAT, EPANECHNIKOV, GAUSSIAN = 0, 1, 2
 FAR = 1e15  # a range value no window accepts (image padding); its square still fits float64
@@ -51,9 +53,20 @@ def _move(cur, acc, sw):  # pragma: no cover - compiled
     return shift2
 
 
-@njit(cache=True, parallel=True)
-def shift_points(
-    X, start, order, offsets, cells, kernel, support, max_iter, tol, out, n_iter, counts
+def _grain(n_seeds: int) -> int:
+    """Seeds per task: about sixteen tasks a thread (seeds converge at different speeds)."""
+    return max(1, n_seeds // (16 * get_num_threads()))
+
+
+def shift_points(X, start, order, offsets, cells, kernel, support, max_iter, tol, out, n_iter, counts) -> None:  # fmt: skip
+    """Mean-shift the seeds ``start`` on points X with a cell grid: see :func:`_shift_points`."""
+    parallel_for(_shift_points, start.shape[0], X, start, order, offsets, cells, kernel, support,
+                 max_iter, tol, out, n_iter, counts, grain=_grain(start.shape[0]))  # fmt: skip
+
+
+@njit(cache=True, nogil=True)
+def _shift_points(
+    X, start, order, offsets, cells, kernel, support, max_iter, tol, out, n_iter, counts, s_lo, s_hi
 ):  # pragma: no cover
     """Mean-shift generic points with a uniform cell grid (cell side = support bandwidths).
 
@@ -61,14 +74,14 @@ def shift_points(
     points of each cell (``order`` sorted by cell, ``offsets`` the CSR starts, ``cells`` the sorted
     integer cell coordinates (M, D)); a window of radius ``support`` touches only the 3^D cells
     around the point's cell. Writes the converged points, iterations and the number of data points
-    in the final window.
+    in the final window, for the seeds [s_lo, s_hi).
     """
     d = X.shape[1]
     m = cells.shape[0]
     sup2 = support * support
     tol2 = tol * tol
     n_nb = 3**d
-    for s in prange(start.shape[0]):
+    for s in range(s_lo, s_hi):
         cur = start[s].copy()
         acc = np.empty(d)
         key = np.empty(d, dtype=np.int64)
@@ -125,16 +138,22 @@ def shift_points(
         counts[s] = cnt
 
 
-@njit(cache=True, parallel=True)
-def shift_points_brute(
-    X, start, kernel, support, max_iter, tol, out, n_iter, counts
-):  # pragma: no cover
+def shift_points_brute(X, start, kernel, support, max_iter, tol, out, n_iter, counts) -> None:
     """The same iteration as :func:`shift_points`, every seed against every point: the reference
     for tests and the path for high-dimensional data, where a grid no longer helps."""
+    parallel_for(_shift_points_brute, start.shape[0], X, start, kernel, support, max_iter, tol,
+                 out, n_iter, counts, grain=_grain(start.shape[0]))  # fmt: skip
+
+
+@njit(cache=True, nogil=True)
+def _shift_points_brute(
+    X, start, kernel, support, max_iter, tol, out, n_iter, counts, s_lo, s_hi
+):  # pragma: no cover
+    """:func:`shift_points_brute` for the seeds [s_lo, s_hi)."""
     n, d = X.shape
     sup2 = support * support
     tol2 = tol * tol
-    for s in prange(start.shape[0]):
+    for s in range(s_lo, s_hi):
         cur = start[s].copy()
         acc = np.empty(d)
         it = 0

@@ -161,7 +161,8 @@ class KMeans(EstimatorMixin):
         if weight is not None and np.all(weight == weight[0]):
             weight = None  # equal weights change nothing: the fast path
         rng = as_generator(self.random_state)
-        XT, variance = _transpose(X)
+        prepared = _transpose(X)
+        XT, variance = prepared.XT, prepared.variance
         if weight is not None:
             mean = weight @ X / weight.sum()
             variance = float((weight @ (X - mean) ** 2).sum() / weight.sum() / X.shape[1])
@@ -179,7 +180,7 @@ class KMeans(EstimatorMixin):
             if weight is not None:
                 run = lloyd_weighted(X, weight, centers, int(self.max_iter), tol)
             elif device == "cpu":
-                run = lloyd(X, centers, int(self.max_iter), tol, algorithm, XT=XT)
+                run = lloyd(X, centers, int(self.max_iter), tol, algorithm, prepared=prepared)
             else:
                 run = lloyd_torch(X, centers, int(self.max_iter), tol, device)
             if best is None or run["inertia"] < best["inertia"]:
@@ -226,7 +227,7 @@ class KMeans(EstimatorMixin):
 
     def _labels_and_inertia(self, X: np.ndarray) -> tuple[np.ndarray, float]:
         """Nearest fitted centre of each row of X, and the inertia."""
-        XT, _ = _transpose(X)
+        XT = _transpose(X).XT
         centers = self.cluster_centers_.astype(np.float64)
         labels = np.full(X.shape[0], -1, dtype=np.int32)
         _assign(XT, centers, labels)

@@ -24,7 +24,6 @@ pixel grid for images) and from stopping each point as soon as it has converged.
 
 from __future__ import annotations
 
-import contextlib
 import warnings
 from typing import Any, ClassVar
 
@@ -42,20 +41,6 @@ CONNECT = 1.0
 KERNELS = {"flat": MS.FLAT, "epanechnikov": MS.EPANECHNIKOV, "gaussian": MS.GAUSSIAN}
 SUPPORT = {"flat": 1.0, "epanechnikov": 1.0, "gaussian": 3.0}
 _GRID_MAX_DIM = 6  # 3^D neighbour cells: beyond this, every seed scans every point
-
-
-@contextlib.contextmanager
-def _dynamic_schedule(rows: int = 2):
-    """Hand out image rows to threads a few at a time: pixels converge at different speeds, and
-    an even split up front leaves one core idle while the other finishes the slow rows."""
-    from numba import get_parallel_chunksize, set_parallel_chunksize
-
-    old = get_parallel_chunksize()
-    set_parallel_chunksize(rows)
-    try:
-        yield
-    finally:
-        set_parallel_chunksize(old)
 
 
 def _check_kernel(kernel: Any) -> str:

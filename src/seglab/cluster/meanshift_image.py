@@ -18,7 +18,7 @@ from ..features import feature_layout, pixel_features
 from ..image import check_image
 from . import _meanshift_image_kernels as MS
 from ._estimator import EstimatorMixin
-from .meanshift import CONNECT, KERNELS, SUPPORT, _check_kernel, _check_positive, _dynamic_schedule
+from .meanshift import CONNECT, KERNELS, SUPPORT, _check_kernel, _check_positive
 from .regions import fuse_regions
 
 
@@ -207,16 +207,15 @@ class MeanShiftSegmenter(EstimatorMixin):
         modes = np.empty((h, w, 2 + nk))
         n_iter = np.zeros((h, w), dtype=np.int64)
         lightness = layout[0][0] in ("edison", "luv", "lab", "gray")  # first channel is L*
-        with _dynamic_schedule():
-            rscale2 = np.ones(nk)
-            rscale2[:nc] = scale**2  # the stopping rule measures shifts in feature units
-            if nk == 3:  # EDISON: L* differences count twice in bright windows (L* > 80)
-                bright = 80.0 / scale[0] if lightness else np.inf
-                MS.image_modes3(R, w, pad, hs, KERNELS[kernel], SUPPORT[kernel], max_iter, tol,
-                                modes, n_iter, bright, rscale2, speedup)  # fmt: skip
-            else:
-                MS.image_modes(R, w, pad, hs, KERNELS[kernel], SUPPORT[kernel], max_iter, tol,
-                               modes, n_iter, rscale2)  # fmt: skip
+        rscale2 = np.ones(nk)
+        rscale2[:nc] = scale**2  # the stopping rule measures shifts in feature units
+        if nk == 3:  # EDISON: L* differences count twice in bright windows (L* > 80)
+            bright = 80.0 / scale[0] if lightness else np.inf
+            MS.image_modes3(R, w, pad, hs, KERNELS[kernel], SUPPORT[kernel], max_iter, tol,
+                            modes, n_iter, bright, rscale2, speedup)  # fmt: skip
+        else:
+            MS.image_modes(R, w, pad, hs, KERNELS[kernel], SUPPORT[kernel], max_iter, tol,
+                           modes, n_iter, rscale2)  # fmt: skip
         return modes[:, :, : 2 + nc], n_iter, scale, nc, lightness
 
     def fit_predict(self, image: Any, y: Any = None) -> np.ndarray:
