@@ -15,6 +15,18 @@ def test_lab_equals_skimage():
     np.testing.assert_allclose(X, ref, atol=1e-3)
 
 
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_own_lab_conversion_is_skimages_to_the_bit(dtype):
+    from seglab.features import rgb_to_lab
+
+    rng = np.random.default_rng(0)
+    pixels = np.concatenate([rng.random((500, 3)), [[0, 0, 0], [1, 1, 1], [0.04045, 0.5, 1e-4]]])
+    for rgb in (pixels.astype(dtype), sample_image("coffee")[::7, ::7].astype(dtype) / 255):
+        ours = rgb_to_lab(rgb)
+        assert ours.dtype == dtype
+        np.testing.assert_array_equal(ours, color.rgb2lab(rgb))
+
+
 def test_xy_is_pixel_position_times_weight():
     img = shapes_image(5, 7)
     X = pixel_features(img, "lab+xy", spatial_weight=0.5)

@@ -69,3 +69,32 @@ def test_rejects_bad_labels(bad, words):
 def test_rejects_negative_min_size():
     with pytest.raises(ValueError, match="min_region_size"):
         connected_regions(np.zeros((3, 3), int), min_region_size=-1)
+
+
+@pytest.mark.parametrize("connectivity", [1, 2])
+@pytest.mark.parametrize("seed", [3, 4])
+def test_label_regions_equals_skimage_label(seed, connectivity):
+    from skimage.measure import label
+
+    from seglab.cluster import label_regions
+
+    rng = np.random.default_rng(seed)
+    for labels in (
+        rng.integers(-2, 3, size=(40, 57)),
+        rng.integers(0, 2**62, size=(9, 9)) // 2**61,
+    ):
+        regions, n = label_regions(labels, connectivity)
+        ref, n_ref = label(labels - labels.min() + 1, background=0, connectivity=connectivity,
+                           return_num=True)  # fmt: skip
+        np.testing.assert_array_equal(regions, ref - 1)
+        assert n == n_ref
+
+
+def test_label_regions_keeps_huge_labels_apart():
+    from seglab.cluster import label_regions
+
+    big = 2**62
+    labels = np.array([[0, big, big + 1]], dtype=np.int64)  # the last two equal in float64
+    regions, n = label_regions(labels, connectivity=1)
+    assert n == 3
+    np.testing.assert_array_equal(regions, [[0, 1, 2]])

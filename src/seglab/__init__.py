@@ -26,13 +26,7 @@ command line lives in :mod:`seglab.cli`.
 from __future__ import annotations
 
 import importlib
-from importlib.metadata import PackageNotFoundError, version
 from typing import Any
-
-try:
-    __version__ = version("seglab")
-except PackageNotFoundError:  # pragma: no cover - running from a source tree without install
-    __version__ = "0.0.0+unknown"
 
 #: name -> the module that defines it (one source of truth: nothing is defined here).
 _EVERYDAY = {
@@ -66,6 +60,15 @@ __all__ = ["__version__", *sorted(_EVERYDAY)]
 
 def __getattr__(name: str) -> Any:
     """The everyday names, imported from their modules on first use."""
+    if name == "__version__":  # read from the installed metadata only when asked (50 ms)
+        from importlib.metadata import PackageNotFoundError, version
+
+        try:
+            value = version("seglab")
+        except PackageNotFoundError:  # pragma: no cover - a source tree without install
+            value = "0.0.0+unknown"
+        globals()[name] = value
+        return value
     if name in _EVERYDAY:
         value = getattr(importlib.import_module(f"seglab.{_EVERYDAY[name]}"), name)
         globals()[name] = value
@@ -74,4 +77,4 @@ def __getattr__(name: str) -> Any:
 
 
 def __dir__() -> list[str]:
-    return sorted({*globals(), *_EVERYDAY})
+    return sorted({*globals(), "__version__", *_EVERYDAY})

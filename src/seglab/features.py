@@ -37,8 +37,6 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 import numpy as np
-from scipy import ndimage as ndi
-from skimage import color
 
 from ._feature_groups import FEATURE_GROUPS
 from .image import to_float
@@ -70,6 +68,32 @@ _EDISON_XYZ = np.array(
     [[0.4125, 0.3576, 0.1804], [0.2125, 0.7154, 0.0721], [0.0193, 0.1192, 0.9502]]
 )
 _EDISON_WHITE_UV = (0.19784977571475, 0.46834507665248)
+
+
+#: sRGB (D65) to CIE XYZ and the D65 white (2° observer), as scikit-image's ``rgb2lab`` uses them.
+_XYZ_FROM_RGB = np.array(
+    [[0.412453, 0.357580, 0.180423], [0.212671, 0.715160, 0.072169], [0.019334, 0.119193, 0.950227]]
+)
+_D65 = np.array([0.95047, 1.0, 1.08883])
+
+
+def rgb_to_lab(rgb: np.ndarray) -> np.ndarray:
+    """CIE L*a*b* (D65, 2°) of float RGB in [0, 1] (..., 3), in the input's float dtype.
+
+    The same operations in the same order as scikit-image's ``rgb2lab`` (a test checks equality),
+    without importing scikit-image's colour module, which costs a third of a second at startup.
+    """
+    arr = rgb.copy()
+    mask = arr > 0.04045
+    arr[mask] = np.power((arr[mask] + 0.055) / 1.055, 2.4)
+    arr[~mask] /= 12.92
+    arr = arr @ _XYZ_FROM_RGB.T.astype(arr.dtype)
+    arr = arr / _D65.astype(arr.dtype)
+    mask = arr > 0.008856
+    arr[mask] = np.cbrt(arr[mask])
+    arr[~mask] = 7.787 * arr[~mask] + 16.0 / 116.0
+    x, y, z = arr[..., 0], arr[..., 1], arr[..., 2]
+    return np.stack([116.0 * y - 16.0, 500.0 * (x - y), 200.0 * (y - z)], axis=-1)
 
 
 def edison_luv(rgb: np.ndarray) -> np.ndarray:
@@ -178,7 +202,7 @@ def pixel_features(
 
     def lab() -> np.ndarray:
         if "lab" not in cache:
-            cache["lab"] = color.rgb2lab(rgb()).astype(np.float32)
+            cache["lab"] = rgb_to_lab(rgb()).astype(np.float32, copy=False)
         return cache["lab"]
 
     def lightness() -> np.ndarray:
@@ -186,6 +210,8 @@ def pixel_features(
         return lab()[:, :, 0] if img.ndim == 3 else img * np.float32(100.0)
 
     blocks = []
+    if any(g in ("luv", "hsv", "gray") for g in groups):
+        from skimage import color  # only these groups need it (a third of a second to import)
     for g in groups:
         if g == "rgb":
             block = rgb() * np.float32(100.0)
@@ -216,6 +242,8 @@ def pixel_features(
 
 
 def _gradient_features(light: np.ndarray) -> np.ndarray:
+    from scipy import ndimage as ndi
+
     light = light.astype(np.float32, copy=False)
     gx = ndi.gaussian_filter(light, 1.0, order=(0, 1), mode="nearest")
     gy = ndi.gaussian_filter(light, 1.0, order=(1, 0), mode="nearest")
@@ -226,6 +254,8 @@ def _gradient_features(light: np.ndarray) -> np.ndarray:
 
 
 def _texture_features(light: np.ndarray) -> np.ndarray:
+    from scipy import ndimage as ndi
+
     light = light.astype(np.float32, copy=False)
     out = []
     for s in _TEXTURE_SCALES:

@@ -124,10 +124,11 @@ def check_memory(method: str, shape: tuple[int, ...], max_memory: int | str | No
 
 def make_segmenter(method: str, **params: Any):
     """The estimator behind a clustering method, with ``params`` (the others at its defaults)."""
-    from .cluster import KMeansSegmenter, MeanShiftSegmenter
-
     check_choice(method, "method", CLUSTERING)
-    cls = KMeansSegmenter if method == "kmeans" else MeanShiftSegmenter
+    if method == "kmeans":  # only the chosen method's modules are imported
+        from .cluster.kmeans import KMeansSegmenter as cls
+    else:
+        from .cluster.meanshift_image import MeanShiftSegmenter as cls
     known = cls._param_names()  # an unknown parameter is the user's mistake; a bug propagates
     unknown = sorted(set(params) - set(known))
     if unknown:

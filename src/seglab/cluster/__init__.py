@@ -1,20 +1,39 @@
-"""Segmentation as clustering: pixels are points in feature space, segments are clusters."""
+"""Segmentation as clustering: pixels are points in feature space, segments are clusters.
 
-from ._estimator import NotFittedError
-from .kmeans import KMeans, KMeansSegmenter, kmeans_plusplus
-from .meanshift import MeanShift, estimate_bandwidth
-from .meanshift_image import MeanShiftSegmenter
-from .regions import connected_regions, label_regions, merge_small_regions
+Each name is imported from its module on first use, so a k-means run does not load mean-shift's
+neighbour search (scipy.spatial) and the command line starts fast.
+"""
 
-__all__ = [
-    "KMeans",
-    "KMeansSegmenter",
-    "MeanShift",
-    "MeanShiftSegmenter",
-    "NotFittedError",
-    "connected_regions",
-    "estimate_bandwidth",
-    "kmeans_plusplus",
-    "label_regions",
-    "merge_small_regions",
-]
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+#: name -> the module of this package that defines it
+_NAMES = {
+    "NotFittedError": "_estimator",
+    "KMeans": "kmeans",
+    "KMeansSegmenter": "kmeans",
+    "kmeans_plusplus": "kmeans",
+    "MeanShift": "meanshift",
+    "estimate_bandwidth": "meanshift",
+    "MeanShiftSegmenter": "meanshift_image",
+    "connected_regions": "regions",
+    "label_regions": "regions",
+    "merge_small_regions": "regions",
+}
+
+__all__ = sorted(_NAMES)
+
+
+def __getattr__(name: str) -> Any:
+    """The package's names, imported from their modules on first use."""
+    if name in _NAMES:
+        value = getattr(importlib.import_module(f"{__name__}.{_NAMES[name]}"), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *_NAMES})

@@ -1,4 +1,5 @@
-"""Compiled region chaining for mean-shift segmentation (numba)."""
+"""Compiled connected components for regions (numba): one flood fill serves both the pieces of
+equal label (:func:`seglab.cluster.label_regions`) and EDISON's chaining of similar modes."""
 
 from __future__ import annotations
 
@@ -6,11 +7,12 @@ import numpy as np
 from numba import njit
 
 
-@njit(cache=True)
-def connect_chained(values, threshold):  # pragma: no cover - compiled
-    """EDISON's ``Connect``: flood-fill 8-connected pixels whose range values differ from the
-    pixel they are reached from by less than ``threshold`` in every channel (values (H, W, C));
-    returns region labels (H * W,) numbered in raster order of their first pixel."""
+@njit(cache=True, nogil=True)
+def connect_chained(values, threshold, diagonal):  # pragma: no cover - compiled
+    """Flood-fill 4-connected (8 with ``diagonal``) pixels whose values differ from the pixel
+    they are reached from by less than ``threshold`` in every channel (values (H, W, C); EDISON's
+    ``Connect`` with 8 neighbours). Returns region labels (H * W,) numbered in raster order of
+    their first pixel, and their number."""
     h, w, c = values.shape
     labels = np.full(h * w, -1, np.int64)
     stack = np.empty(h * w, np.int64)
@@ -24,23 +26,20 @@ def connect_chained(values, threshold):  # pragma: no cover - compiled
         while top >= 0:
             p = stack[top]
             top -= 1
-            y, x = p // w, p % w
-            for dy in (-1, 0, 1):
-                for dx in (-1, 0, 1):
-                    yy, xx = y + dy, x + dx
-                    if (dy == 0 and dx == 0) or yy < 0 or yy >= h or xx < 0 or xx >= w:
-                        continue
+            y = p // w
+            x = p % w
+            for yy in range(max(0, y - 1), min(h, y + 2)):
+                for xx in range(max(0, x - 1), min(w, x + 2)):
                     q = yy * w + xx
-                    if labels[q] >= 0:
+                    if labels[q] >= 0 or (not diagonal and yy != y and xx != x):
                         continue
                     near = True
                     for k in range(c):
                         if abs(values[y, x, k] - values[yy, xx, k]) >= threshold:
                             near = False
-                            break
                     if near:
                         labels[q] = n
                         top += 1
                         stack[top] = q
         n += 1
-    return labels
+    return labels, n

@@ -28,7 +28,6 @@ import warnings
 from typing import Any, ClassVar
 
 import numpy as np
-from scipy.spatial import cKDTree as _KDTree
 
 from .._checks import check_positive_int
 from .._constraints import Interval, Options, validate
@@ -41,6 +40,13 @@ CONNECT = 1.0
 KERNELS = {"flat": MS.FLAT, "epanechnikov": MS.EPANECHNIKOV, "gaussian": MS.GAUSSIAN}
 SUPPORT = {"flat": 1.0, "epanechnikov": 1.0, "gaussian": 3.0}
 _GRID_MAX_DIM = 6  # 3^D neighbour cells: beyond this, every seed scans every point
+
+
+def _kdtree():
+    """scipy's k-d tree, imported when a neighbour search is made (a tenth of a second)."""
+    from scipy.spatial import cKDTree
+
+    return cKDTree
 
 
 def _check_kernel(kernel: Any) -> str:
@@ -80,7 +86,7 @@ def estimate_bandwidth(
             "give at least 2 samples, or bandwidth= explicitly"
         )
     k = max(1, int(X.shape[0] * quantile))
-    dist, _ = _KDTree(X).query(X, k=k)
+    dist, _ = _kdtree()(X).query(X, k=k)
     dist = dist.reshape(X.shape[0], -1)
     bw = float(dist[:, -1].mean())
     if bw <= 0:
@@ -131,7 +137,7 @@ def suppress_near_modes(points: np.ndarray, counts: np.ndarray, radius: float) -
     keys = np.column_stack([counts, points])
     order = np.lexsort(keys.T[::-1])[::-1]  # by count, then coordinates, descending
     pts = points[order]
-    tree = _KDTree(pts)
+    tree = _kdtree()(pts)
     keep = np.ones(len(pts), dtype=bool)
     for i in range(len(pts)):
         if keep[i]:
@@ -244,7 +250,7 @@ class MeanShift(EstimatorMixin):
         return self
 
     def _assign(self, X: np.ndarray) -> np.ndarray:
-        dist, idx = _KDTree(self.cluster_centers_).query(X)
+        dist, idx = _kdtree()(self.cluster_centers_).query(X)
         labels = idx.astype(np.int64)
         if not self.cluster_all:
             labels[dist > self.bandwidth_] = -1

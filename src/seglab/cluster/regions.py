@@ -11,7 +11,6 @@ from __future__ import annotations
 import heapq
 
 import numpy as np
-from skimage.measure import label as _sk_label
 
 from .._checks import check_positive_int
 
@@ -36,13 +35,20 @@ def _check_connectivity(connectivity: int) -> int:
 
 
 def label_regions(labels: np.ndarray, connectivity: int = 1) -> tuple[np.ndarray, int]:
-    """Number the connected pieces of equal label 0..R-1 in raster order; returns (regions, R)."""
+    """Number the connected pieces of equal label 0..R-1 in raster order; returns (regions, R).
+
+    ``connectivity`` 1: 4-neighbours, 2: 8-neighbours (as ``skimage.measure.label``, which a
+    test checks this against)."""
+    from ._region_kernels import connect_chained
+
     labels = _check_labels(labels)
     connectivity = _check_connectivity(connectivity)
-    # shift so that no value equals skimage's background marker
-    shifted = labels.astype(np.int64) - labels.min() + 1
-    regions, n = _sk_label(shifted, background=0, connectivity=connectivity, return_num=True)
-    return (regions - 1).astype(np.int64), int(n)
+    shifted = labels.astype(np.int64) - labels.min()
+    if shifted.max() >= 2**53:  # float64 would round such labels: use their ranks
+        shifted = np.unique(labels, return_inverse=True)[1].reshape(labels.shape)
+    values = shifted.astype(np.float64)[:, :, None]
+    regions, n = connect_chained(values, 0.5, connectivity == 2)
+    return regions.reshape(labels.shape), int(n)
 
 
 def region_adjacency(regions: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -262,7 +268,7 @@ def fuse_regions(
     h, w, c = values.shape
     values = np.ascontiguousarray(values, dtype=np.float64)
     scale = np.broadcast_to(np.asarray(bandwidth, np.float64), (c,))
-    labels = connect_chained(values, float(threshold)).reshape(h, w)
+    labels = connect_chained(values, float(threshold), True)[0].reshape(h, w)
     n = int(labels.max()) + 1
     first = np.full(n, h * w, np.int64)
     np.minimum.at(first, labels.ravel(), np.arange(h * w))
