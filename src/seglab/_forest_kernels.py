@@ -5,8 +5,7 @@ thresholds), so the votes are the forest's own."""
 
 from __future__ import annotations
 
-from numba import njit
-
+from ._jit import kernel
 from ._threads import parallel_for
 
 
@@ -17,7 +16,7 @@ def forest_proba(X, roots, left, right, feature, threshold, value, out) -> None:
                  tasks_per_thread=4)  # fmt: skip
 
 
-@njit(cache=True, nogil=True)
+@kernel(nogil=True)
 def _forest_proba(X, roots, left, right, feature, threshold, value, out, lo, hi):  # pragma: no cover  # fmt: skip
     n_trees, n_classes = roots.shape[0], out.shape[1]
     for i in range(lo, hi):

@@ -20,8 +20,8 @@ the bounds kept for Hamerly's test are widened by the same amount, so they stay 
 from __future__ import annotations
 
 import numpy as np
-from numba import njit
 
+from .._jit import kernel
 from .._threads import parallel_for
 
 CHUNK = 16384  # points per parallel task
@@ -44,7 +44,7 @@ def error_terms(dtype: np.dtype, centers: np.ndarray) -> tuple[float, float]:
     return 2.0 * (d + 2) * _EPS32, 4.0 * _EPS32 * cmax
 
 
-@njit(cache=True, inline="always")
+@kernel(inline="always")
 def _round_down(x):  # pragma: no cover - compiled
     """float32 <= x: bounds are stored in float32 (half the memory traffic) but stay bounds.
 
@@ -53,7 +53,7 @@ def _round_down(x):  # pragma: no cover - compiled
     return np.float32(x - abs(x) * 2.384185791015625e-07)
 
 
-@njit(cache=True, inline="always")
+@kernel(inline="always")
 def _error(d2, R, A):  # pragma: no cover - compiled
     """Bound on the error of a computed squared distance d2 (see :func:`error_terms`)."""
     return R * d2 + A * np.sqrt(d2) + A * A
@@ -63,7 +63,7 @@ def _n_chunks(n: int) -> int:
     return (n + CHUNK - 1) // CHUNK
 
 
-@njit(cache=True, nogil=True)
+@kernel(nogil=True)
 def _prepare(X, XT, cmean, cm2, bad, c_lo, c_hi):  # pragma: no cover - compiled
     """:func:`prepare` on chunks [c_lo, c_hi): the transpose, and per chunk its mean, sum of
     squared deviations (each chunk shifted by its first row) and number of non-finite values."""
@@ -119,7 +119,7 @@ def prepare(X: np.ndarray, XT: np.ndarray) -> tuple[int, float, np.ndarray]:
     return int(bad.sum()), float((m2 / n).mean()), mean * n
 
 
-@njit(cache=True)
+@kernel()
 def _nearest_two(src, off, m, centers, c64, R, A, b1, b2, bk, dist):  # pragma: no cover
     """Nearest centre and the two smallest squared distances of the points src[:, off:off+m].
 
@@ -188,7 +188,7 @@ def _nearest_two(src, off, m, centers, c64, R, A, b1, b2, bk, dist):  # pragma: 
                     bk[q] = j
 
 
-@njit(cache=True)
+@kernel()
 def _new_keys(b1, b2, bk, m, half_sep, decrement, R, A, out, sep, dec):  # pragma: no cover
     """Hamerly keys of points just computed: (lower bound on max(l, s_j)) - (upper bound on u)
     plus the cumulative decrement of their cluster (see :func:`hamerly_step`).
@@ -212,7 +212,7 @@ def _new_keys(b1, b2, bk, m, half_sep, decrement, R, A, out, sep, dec):  # pragm
         out[q] = _round_down(max(lower, sep[q]) - upper + dec[q])
 
 
-@njit(cache=True, fastmath={"reassoc"})
+@kernel(fastmath={"reassoc"})
 def _add_sums(src, off, m, bk, sums, counts):  # pragma: no cover - compiled
     """sums[j] += the points of src[:, off:off+m] labelled j, counts[j] += their number: one
     masked SIMD pass per (centre, feature) instead of a scatter per point (the sums are
@@ -233,7 +233,7 @@ def _add_sums(src, off, m, bk, sums, counts):  # pragma: no cover - compiled
             sums[j, f] += acc
 
 
-@njit(cache=True, nogil=True)
+@kernel(nogil=True)
 def _assign(XT, centers, c64, R, A, labels, key, half_sep, want_sums, psums, pcounts, pchanged, c_lo, c_hi):  # pragma: no cover  # fmt: skip
     """:func:`assign` on chunks [c_lo, c_hi), with per-chunk sums, counts and changes."""
     n = XT.shape[1]
@@ -280,7 +280,7 @@ def assign(XT, centers, c64, R, A, labels, key, half_sep, want_sums):
     return psums.sum(axis=0), pcounts.sum(axis=0), int(pchanged.sum())
 
 
-@njit(cache=True, nogil=True)
+@kernel(nogil=True)
 def _hamerly_step(XT, centers, c64, R, A, labels, key, decrement, half_sep, dsums, dcounts, pchanged, c_lo, c_hi):  # pragma: no cover  # fmt: skip
     """:func:`hamerly_step` on chunks [c_lo, c_hi), with per-chunk changes."""
     d, n = XT.shape
@@ -360,7 +360,7 @@ def hamerly_step(XT, centers, c64, R, A, labels, key, decrement, half_sep):
     return dsums.sum(axis=0), dcounts.sum(axis=0), int(pchanged.sum())
 
 
-@njit(cache=True, nogil=True)
+@kernel(nogil=True)
 def _sqdist_to_assigned(XT, centers, labels, out, c_lo, c_hi):  # pragma: no cover - compiled
     d, n = XT.shape
     for c in range(c_lo, c_hi):
@@ -378,7 +378,7 @@ def sqdist_to_assigned(XT: np.ndarray, centers: np.ndarray, labels: np.ndarray) 
     return out
 
 
-@njit(cache=True, nogil=True)
+@kernel(nogil=True)
 def _inertia(XT, centers, labels, partial, c_lo, c_hi):  # pragma: no cover - compiled
     d, n = XT.shape
     k = centers.shape[0]
@@ -416,7 +416,7 @@ def inertia(XT: np.ndarray, centers: np.ndarray, labels: np.ndarray) -> float:
     return float(partial.sum())
 
 
-@njit(cache=True, nogil=True)
+@kernel(nogil=True)
 def _min_sqdist_update(XT, point, closest, out, partial, c_lo, c_hi):  # pragma: no cover
     d, n = XT.shape
     dist = np.empty(CHUNK)

@@ -7,6 +7,7 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
+from .._jit import kernel
 from .._threads import parallel_for
 from ._meanshift_kernels import EPANECHNIKOV, FAR, FLAT, GAUSSIAN
 
@@ -28,7 +29,7 @@ def image_modes(R, w, pad, hs, kernel, support, max_iter, tol, modes, n_iter, rs
                  n_iter, rscale2, grain=2)  # fmt: skip
 
 
-@njit(cache=True, nogil=True, fastmath={"reassoc", "contract"})
+@kernel(nogil=True, fastmath={"reassoc", "contract"})
 def _image_modes(
     R, w, pad, hs, kernel, support, max_iter, tol, modes, n_iter, rscale2, y_lo, y_hi
 ):  # pragma: no cover
@@ -357,12 +358,12 @@ def _pixel3(
     return npts
 
 
-def _entry_point(kernel: int, speedup: int):
+def _entry_point(kernel_id: int, speedup: int):
     """The compiled three-channel climb for one kernel and speed-up: both are constants of the
     closure, so numba compiles each branch away (and caches each entry point apart). Runs the
     bands [b_lo, b_hi) of :func:`image_modes3`."""
 
-    @njit(cache=True, nogil=True, fastmath={"reassoc", "contract"})
+    @kernel(nogil=True, fastmath={"reassoc", "contract"})
     def modes3(R, w, pad, hs, support, max_iter, tol, modes, n_iter, bright, rscale2, b_lo, b_hi):  # pragma: no cover  # fmt: skip
         h = R.shape[1]
         band = BAND if speedup > 0 else 1
@@ -379,7 +380,7 @@ def _entry_point(kernel: int, speedup: int):
                 for x0 in range(w):
                     if speedup > 0 and table[y0 - lo, x0] == 1:
                         continue
-                    _pixel3(R, w, pad, hs, kernel, support, max_iter, tol, modes, n_iter, bright,
+                    _pixel3(R, w, pad, hs, kernel_id, support, max_iter, tol, modes, n_iter, bright,
                             rscale2, y0, x0, table, plist, lo, hi, speedup, near)  # fmt: skip
 
     return modes3

@@ -8,15 +8,15 @@ support 1 (flat, epanechnikov) or 3 (gaussian, truncated at 3 bandwidths, where 
 from __future__ import annotations
 
 import numpy as np
-from numba import njit
 
+from .._jit import kernel
 from .._threads import get_num_threads, parallel_for
 
 FLAT, EPANECHNIKOV, GAUSSIAN = 0, 1, 2
 FAR = 1e15  # a range value no window accepts (image padding); its square still fits float64
 
 
-@njit(cache=True, inline="always")
+@kernel(inline="always")
 def weight(kernel, r2):  # pragma: no cover - compiled
     """Kernel weight of a point at normalised squared distance r2 (inside the window)."""
     if kernel == FLAT:
@@ -26,7 +26,7 @@ def weight(kernel, r2):  # pragma: no cover - compiled
     return np.exp(-0.5 * r2)
 
 
-@njit(cache=True, inline="always")
+@kernel(inline="always")
 def _add_point(X, i, cur, sup2, kernel, acc):  # pragma: no cover - compiled
     """Add point i to the window sums if it lies inside; returns its weight (0 outside)."""
     d = X.shape[1]
@@ -42,7 +42,7 @@ def _add_point(X, i, cur, sup2, kernel, acc):  # pragma: no cover - compiled
     return wt
 
 
-@njit(cache=True, inline="always")
+@kernel(inline="always")
 def _move(cur, acc, sw):  # pragma: no cover - compiled
     """Move the window to the weighted mean; returns the squared shift."""
     shift2 = 0.0
@@ -64,7 +64,7 @@ def shift_points(X, start, order, offsets, cells, kernel, support, max_iter, tol
                  max_iter, tol, out, n_iter, counts, grain=_grain(start.shape[0]))  # fmt: skip
 
 
-@njit(cache=True, nogil=True)
+@kernel(nogil=True)
 def _shift_points(
     X, start, order, offsets, cells, kernel, support, max_iter, tol, out, n_iter, counts, s_lo, s_hi
 ):  # pragma: no cover
@@ -145,7 +145,7 @@ def shift_points_brute(X, start, kernel, support, max_iter, tol, out, n_iter, co
                  out, n_iter, counts, grain=_grain(start.shape[0]))  # fmt: skip
 
 
-@njit(cache=True, nogil=True)
+@kernel(nogil=True)
 def _shift_points_brute(
     X, start, kernel, support, max_iter, tol, out, n_iter, counts, s_lo, s_hi
 ):  # pragma: no cover

@@ -4,10 +4,11 @@ equal label (:func:`seglab.cluster.label_regions`) and EDISON's chaining of simi
 from __future__ import annotations
 
 import numpy as np
-from numba import njit
+
+from .._jit import kernel
 
 
-@njit(cache=True, nogil=True)
+@kernel(nogil=True)
 def connect_chained(values, threshold, diagonal):  # pragma: no cover - compiled
     """Flood-fill 4-connected (8 with ``diagonal``) pixels whose values differ from the pixel
     they are reached from by less than ``threshold`` in every channel (values (H, W, C); EDISON's
