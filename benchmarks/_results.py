@@ -54,3 +54,20 @@ def save_panels(path: Path, panels: list[tuple[Any, str]], width: float = 2.2, h
     fig.tight_layout()
     save_figure(path, fig)
     plt.close(fig)
+
+
+def cold_and_warm(argv: list[str], repeats: int = 2) -> tuple[float, float]:
+    """Wall seconds of a command in a fresh numba cache folder (cold: every kernel compiled), and
+    the best of ``repeats`` runs after it with that cache (warm). Each run is a new process."""
+    import os
+    import subprocess
+    import tempfile
+
+    with tempfile.TemporaryDirectory(prefix="seglab-cold-cache-") as cache:
+        env = {**os.environ, "NUMBA_CACHE_DIR": cache}
+        times = []
+        for _ in range(1 + repeats):
+            t = time.perf_counter()
+            subprocess.run(argv, env=env, check=True, stdout=subprocess.DEVNULL)
+            times.append(time.perf_counter() - t)
+    return times[0], min(times[1:])

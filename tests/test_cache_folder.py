@@ -22,11 +22,11 @@ PACKAGE = Path(seglab.__file__).parent
 CHILD = """
 import numpy as np
 from seglab.cluster import label_regions
-from seglab.cluster._region_kernels import connect_chained
+from seglab.cluster._region_kernels import _connect
 regions, n = label_regions(np.array([[1, 1, 2], [2, 2, 1]]))
 assert n == 4, n
-print(connect_chained._cache._cache_path)
-print(sum(connect_chained.stats.cache_hits.values()))
+print(_connect._cache._cache_path)
+print(sum(_connect.stats.cache_hits.values()))
 """
 
 

@@ -64,33 +64,26 @@ def _n_chunks(n: int) -> int:
 
 
 @kernel(nogil=True)
-def _prepare(X, XT, cmean, cm2, bad, c_lo, c_hi):  # pragma: no cover - compiled
-    """:func:`prepare` on chunks [c_lo, c_hi): the transpose, and per chunk its mean, sum of
-    squared deviations (each chunk shifted by its first row) and number of non-finite values."""
+def _prepare(X, XT, shift, s, ss, bad, c_lo, c_hi):  # pragma: no cover - compiled
+    """:func:`prepare` on chunks [c_lo, c_hi): the transpose, and per chunk its first row
+    (``shift``), the sums and sums of squares of the rows minus it, and the number of non-finite
+    values. (No array is made here: numpy calls cost numba compile time.)"""
     n, d = X.shape
-    s = np.zeros(d)
-    ss = np.zeros(d)
-    shift = np.empty(d)
     for c in range(c_lo, c_hi):
         start = c * CHUNK
         stop = min(n, start + CHUNK)
         for f in range(d):
-            shift[f] = X[start, f]
-            s[f] = 0.0
-            ss[f] = 0.0
+            shift[c, f] = X[start, f]
         for i in range(start, stop):
             for f in range(d):
                 v = X[i, f]
                 XT[f, i] = v
-                t = np.float64(v) - shift[f]
-                s[f] += t
-                ss[f] += t * t
-        m = stop - start
+                t = np.float64(v) - shift[c, f]
+                s[c, f] += t
+                ss[c, f] += t * t
         total = 0.0
         for f in range(d):
-            cmean[c, f] = shift[f] + s[f] / m
-            cm2[c, f] = ss[f] - s[f] * s[f] / m
-            total += s[f] + ss[f]
+            total += s[c, f] + ss[c, f]
         if not np.isfinite(total):  # NaN and inf propagate into the sums
             for f in range(d):
                 for i in range(start, stop):
@@ -109,11 +102,14 @@ def prepare(X: np.ndarray, XT: np.ndarray) -> tuple[int, float, np.ndarray]:
     """
     n, d = X.shape
     n_chunks = _n_chunks(n)
-    cmean = np.zeros((n_chunks, d))
-    cm2 = np.zeros((n_chunks, d))
+    shift = np.empty((n_chunks, d))
+    s = np.zeros((n_chunks, d))
+    ss = np.zeros((n_chunks, d))
     bad = np.zeros(n_chunks, dtype=np.int64)
-    parallel_for(_prepare, n_chunks, X, XT, cmean, cm2, bad)
+    parallel_for(_prepare, n_chunks, X, XT, shift, s, ss, bad)
     counts = np.minimum(n, (np.arange(n_chunks) + 1) * CHUNK) - np.arange(n_chunks) * CHUNK
+    cmean = shift + s / counts[:, None]  # per-chunk means and sums of squared deviations
+    cm2 = ss - s * s / counts[:, None]
     mean = (cmean * counts[:, None]).sum(axis=0) / n
     m2 = cm2.sum(axis=0) + (counts[:, None] * (cmean - mean) ** 2).sum(axis=0)
     return int(bad.sum()), float((m2 / n).mean()), mean * n
@@ -281,9 +277,12 @@ def assign(XT, centers, c64, R, A, labels, key, half_sep, want_sums):
 
 
 @kernel(nogil=True)
-def _hamerly_step(XT, centers, c64, R, A, labels, key, decrement, half_sep, dsums, dcounts, pchanged, c_lo, c_hi):  # pragma: no cover  # fmt: skip
-    """:func:`hamerly_step` on chunks [c_lo, c_hi), with per-chunk changes."""
+def _hamerly_step(XT, centers, c64, R, A, labels, key, decrement, half_sep, dsums, dcounts, pchanged, pinertia, c_lo, c_hi):  # pragma: no cover  # fmt: skip
+    """:func:`hamerly_step` on chunks [c_lo, c_hi), with per-chunk changes (and inertia, when
+    ``pinertia`` is not empty)."""
     d, n = XT.shape
+    with_inertia = pinertia.size > 0
+    acc = np.empty(BLOCK)
     buf = np.empty((d, BLOCK), dtype=XT.dtype)
     b1, b2, dist = buf[0].copy(), buf[0].copy(), buf[0].copy()  # the data's dtype
     bk = np.empty(BLOCK, dtype=np.int32)
@@ -292,49 +291,57 @@ def _hamerly_step(XT, centers, c64, R, A, labels, key, decrement, half_sep, dsum
     dec = np.empty(BLOCK)
     todo = np.empty(BLOCK, dtype=np.int32)
     for c in range(c_lo, c_hi):
+        for q in range(BLOCK):
+            acc[q] = 0.0
         for start in range(c * CHUNK, min(n, (c + 1) * CHUNK), BLOCK):
             m = min(n, start + BLOCK) - start
             count = 0
             for q in range(m):
                 todo[count] = q
                 count += key[start + q] < decrement[labels[start + q]]
-            if count == 0:
-                continue
-            if 4 * count >= m:  # dense: recompute the whole block where it lies
-                for q in range(m):
-                    todo[q] = q
-                count = m
-                lanes = m
-                src = XT
-                off = start
-            else:
-                lanes = min(BLOCK, (count + 15) // 16 * 16)  # whole SIMD vectors: no scalar tail
-                for f in range(d):
-                    for p in range(count):
-                        buf[f, p] = XT[f, start + todo[p]]
-                    for p in range(count, lanes):
-                        buf[f, p] = 0.0
-                src = buf
-                off = 0
-            _nearest_two(src, off, lanes, centers, c64, R, A, b1, b2, bk, dist)
-            _new_keys(b1, b2, bk, lanes, half_sep, decrement, R, A, kb, sep, dec)
-            for p in range(count):
-                i = start + todo[p]
-                a = labels[i]
-                j = bk[p]
-                key[i] = kb[p]
-                if j != a:
-                    pchanged[c] += 1
-                    labels[i] = j
-                    dcounts[c, a] -= 1
-                    dcounts[c, j] += 1
+            if count > 0:
+                if 4 * count >= m:  # dense: recompute the whole block where it lies
+                    for q in range(m):
+                        todo[q] = q
+                    count = m
+                    lanes = m
+                    src = XT
+                    off = start
+                else:
+                    lanes = min(BLOCK, (count + 15) // 16 * 16)  # whole SIMD vectors: no scalar tail
                     for f in range(d):
-                        x = src[f, off + p]
-                        dsums[c, a, f] -= x
-                        dsums[c, j, f] += x
+                        for p in range(count):
+                            buf[f, p] = XT[f, start + todo[p]]
+                        for p in range(count, lanes):
+                            buf[f, p] = 0.0
+                    src = buf
+                    off = 0
+                _nearest_two(src, off, lanes, centers, c64, R, A, b1, b2, bk, dist)
+                _new_keys(b1, b2, bk, lanes, half_sep, decrement, R, A, kb, sep, dec)
+                for p in range(count):
+                    i = start + todo[p]
+                    a = labels[i]
+                    j = bk[p]
+                    key[i] = kb[p]
+                    if j != a:
+                        pchanged[c] += 1
+                        labels[i] = j
+                        dcounts[c, a] -= 1
+                        dcounts[c, j] += 1
+                        for f in range(d):
+                            x = src[f, off + p]
+                            dsums[c, a, f] -= x
+                            dsums[c, j, f] += x
+            if with_inertia:  # as :func:`inertia`, with the labels just updated
+                _add_sqdist(XT, start, m, c64, labels, sep, acc)
+        if with_inertia:
+            total = 0.0
+            for q in range(BLOCK):
+                total += acc[q]
+            pinertia[c] = total
 
 
-def hamerly_step(XT, centers, c64, R, A, labels, key, decrement, half_sep):
+def hamerly_step(XT, centers, c64, R, A, labels, key, decrement, half_sep, want_inertia=False):
     """One exact Lloyd E-step with Hamerly's (2010) bounds, kept as one number per point.
 
     Hamerly keeps, per point, an upper bound u on the distance to its centre a and a lower bound
@@ -347,7 +354,9 @@ def hamerly_step(XT, centers, c64, R, A, labels, key, decrement, half_sep):
     label only if ``key < decrement[a]``: the first pass over a block reads a label and a key per
     point. A block where many points fail is recomputed whole, in place (which refreshes every
     bound in it); otherwise the failing points are gathered and get all K distances and a new
-    key. Returns the change in per-cluster sums and counts, and the number of points that moved.
+    key. Returns the change in per-cluster sums and counts, the number of points that moved and,
+    with ``want_inertia``, the inertia under the updated labels (as :func:`inertia`, in the same
+    pass; else None).
     """
     d, n = XT.shape
     k = centers.shape[0]
@@ -355,9 +364,11 @@ def hamerly_step(XT, centers, c64, R, A, labels, key, decrement, half_sep):
     dsums = np.zeros((n_chunks, k, d))
     dcounts = np.zeros((n_chunks, k), dtype=np.int64)
     pchanged = np.zeros(n_chunks, dtype=np.int64)
+    pinertia = np.zeros(n_chunks if want_inertia else 0)
     parallel_for(_hamerly_step, n_chunks, XT, centers, c64, R, A, labels, key, decrement,
-                 half_sep, dsums, dcounts, pchanged, tasks_per_thread=4)  # fmt: skip
-    return dsums.sum(axis=0), dcounts.sum(axis=0), int(pchanged.sum())
+                 half_sep, dsums, dcounts, pchanged, pinertia, tasks_per_thread=4)  # fmt: skip
+    inertia = float(pinertia.sum()) if want_inertia else None
+    return dsums.sum(axis=0), dcounts.sum(axis=0), int(pchanged.sum()), inertia
 
 
 @kernel(nogil=True)
@@ -378,27 +389,35 @@ def sqdist_to_assigned(XT: np.ndarray, centers: np.ndarray, labels: np.ndarray) 
     return out
 
 
+@kernel(inline="always")
+def _add_sqdist(XT, start, m, centers, labels, cf, acc):  # pragma: no cover - compiled
+    """acc[q] += squared distance (float64) of point start + q to its centre, q < m. Each point's
+    centre coordinate is looked up by one blend per cluster rather than gathered, so every loop
+    compiles to SIMD (``cf`` is scratch)."""
+    d = XT.shape[0]
+    k = centers.shape[0]
+    lab = labels[start : start + m]
+    for f in range(d):
+        for j in range(k):
+            v = centers[j, f]
+            for q in range(m):
+                cf[q] = v if lab[q] == j else cf[q]
+        row = XT[f, start : start + m]
+        for q in range(m):
+            t = np.float64(row[q]) - cf[q]
+            acc[q] += t * t
+
+
 @kernel(nogil=True)
 def _inertia(XT, centers, labels, partial, c_lo, c_hi):  # pragma: no cover - compiled
-    d, n = XT.shape
-    k = centers.shape[0]
+    n = XT.shape[1]
     acc = np.zeros(BLOCK)
     cf = np.empty(BLOCK)
     for c in range(c_lo, c_hi):
         for q in range(BLOCK):
             acc[q] = 0.0
         for start in range(c * CHUNK, min(n, (c + 1) * CHUNK), BLOCK):
-            m = min(n, start + BLOCK) - start
-            lab = labels[start : start + m]
-            for f in range(d):
-                for j in range(k):
-                    v = centers[j, f]
-                    for q in range(m):
-                        cf[q] = v if lab[q] == j else cf[q]
-                row = XT[f, start : start + m]
-                for q in range(m):
-                    t = np.float64(row[q]) - cf[q]
-                    acc[q] += t * t
+            _add_sqdist(XT, start, min(n, start + BLOCK) - start, centers, labels, cf, acc)
         total = 0.0
         for q in range(BLOCK):
             total += acc[q]
@@ -419,10 +438,10 @@ def inertia(XT: np.ndarray, centers: np.ndarray, labels: np.ndarray) -> float:
 @kernel(nogil=True)
 def _min_sqdist_update(XT, point, closest, out, partial, c_lo, c_hi):  # pragma: no cover
     d, n = XT.shape
-    dist = np.empty(CHUNK)
     for c in range(c_lo, c_hi):
         start = c * CHUNK
         stop = min(n, start + CHUNK)
+        dist = out[start:stop]  # the distances are summed where the result goes
         for q in range(stop - start):
             dist[q] = 0.0
         for f in range(d):
@@ -434,7 +453,7 @@ def _min_sqdist_update(XT, point, closest, out, partial, c_lo, c_hi):  # pragma:
         acc = 0.0
         for q in range(stop - start):
             v = min(dist[q], closest[start + q])
-            out[start + q] = v
+            dist[q] = v
             acc += v
         partial[c] = acc
 

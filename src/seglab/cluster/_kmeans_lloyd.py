@@ -214,7 +214,7 @@ def lloyd(
     counts = np.zeros(len(centers), dtype=np.int64)
     counts[0] = n
     cd, R, A = _kernel_centers(XT, centers)
-    dsums, dcounts, _ = K.hamerly_step(XT, cd, centers, R, A, labels, key, decrement, half_sep)
+    dsums, dcounts, _, _ = K.hamerly_step(XT, cd, centers, R, A, labels, key, decrement, half_sep)
     sums += dsums
     counts += dcounts
     changed = n
@@ -234,16 +234,16 @@ def lloyd(
         if (n_iter > 1 and changed == 0) or float((shift**2).sum()) <= tol or n_iter >= max_iter:
             break
         cd, R, A = _kernel_centers(XT, centers)
-        dsums, dcounts, changed = K.hamerly_step(
+        dsums, dcounts, changed, _ = K.hamerly_step(
             XT, cd, centers, R, A, labels, key, decrement, half_sep
         )
         sums += dsums
         counts += dcounts
-    # final E-step so that the labels belong to the returned centres (exact, bounded)
-    if changed != 0:
-        cd, R, A = _kernel_centers(XT, centers)
-        K.hamerly_step(XT, cd, centers, R, A, labels, key, decrement, half_sep)
-    return _result(centers, labels, K.inertia(XT, centers, labels), n_iter, history)
+    # final E-step so that the labels belong to the returned centres (exact, bounded; when
+    # nothing moved, every bound holds and only the inertia is computed), with the inertia
+    cd, R, A = _kernel_centers(XT, centers)
+    *_, inertia = K.hamerly_step(XT, cd, centers, R, A, labels, key, decrement, half_sep, True)
+    return _result(centers, labels, inertia, n_iter, history)
 
 
 def _largest_other(values: np.ndarray) -> np.ndarray:

@@ -8,15 +8,21 @@ import numpy as np
 from .._jit import kernel
 
 
-@kernel(nogil=True)
-def connect_chained(values, threshold, diagonal):  # pragma: no cover - compiled
+def connect_chained(values, threshold, diagonal):
     """Flood-fill 4-connected (8 with ``diagonal``) pixels whose values differ from the pixel
     they are reached from by less than ``threshold`` in every channel (values (H, W, C); EDISON's
     ``Connect`` with 8 neighbours). Returns region labels (H * W,) numbered in raster order of
     their first pixel, and their number."""
+    h, w, _ = values.shape
+    labels = np.full(h * w, -1, np.int64)  # (made here: numpy calls cost numba compile time)
+    n = _connect(values, float(threshold), bool(diagonal), labels, np.empty(h * w, np.int64))
+    return labels, n
+
+
+@kernel(nogil=True)
+def _connect(values, threshold, diagonal, labels, stack):  # pragma: no cover - compiled
+    """:func:`connect_chained` into ``labels`` (all -1 on entry); returns the number of regions."""
     h, w, c = values.shape
-    labels = np.full(h * w, -1, np.int64)
-    stack = np.empty(h * w, np.int64)
     n = 0
     for start in range(h * w):
         if labels[start] >= 0:
@@ -43,4 +49,4 @@ def connect_chained(values, threshold, diagonal):  # pragma: no cover - compiled
                         top += 1
                         stack[top] = q
         n += 1
-    return labels, n
+    return n
