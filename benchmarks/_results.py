@@ -65,6 +65,7 @@ def cold_and_warm(argv: list[str], repeats: int = 2) -> tuple[float, float]:
 
     with tempfile.TemporaryDirectory(prefix="seglab-cold-cache-") as cache:
         env = {**os.environ, "NUMBA_CACHE_DIR": cache}
+        env.pop("PYTHONDONTWRITEBYTECODE", None)  # an installed package has its bytecode
         times = []
         for _ in range(1 + repeats):
             t = time.perf_counter()

@@ -28,13 +28,34 @@ from seglab.cluster import KMeans, kmeans_plusplus
 from seglab.features import pixel_features
 
 try:
-    from _results import write_section
+    from _results import cold_and_warm, write_section
 except ImportError:  # run as a module
-    from benchmarks._results import write_section
+    from benchmarks._results import cold_and_warm, write_section
 
 PHOTOS = ("coffee", "astronaut", "chelsea", "rocket", "immunohistochemistry",
           "hubble_deep_field", "retina")  # fmt: skip
 RUNS = {"short": 15, "long": 300}
+FIRST_FIT = """
+import numpy as np
+from skimage import data
+from seglab.cluster import KMeans
+from seglab.features import pixel_features
+X = pixel_features(data.{photo}()[..., :3], "lab+xy", spatial_weight="auto")
+KMeans({k}, random_state=0).fit(X)
+"""
+
+
+def first_fit(photo: str, k: int) -> str:
+    """One line: a new process's first fit (imports, features, k-means++ and Lloyd) in a fresh
+    numba cache folder (cold: the kernels compiled) and again (warm)."""
+    import sys
+
+    cold, warm = cold_and_warm([sys.executable, "-c", FIRST_FIT.format(photo=photo, k=k)])
+    return (
+        f"First fit in a new process ({photo} at its own size, imports, features, k-means++ and "
+        f"Lloyd): **cold {cold:.2f} s** (a fresh numba cache: the kernels compiled), **warm "
+        f"{warm:.2f} s**."
+    )
 
 
 def features(name: str, megapixels: float) -> np.ndarray:
@@ -131,6 +152,8 @@ def main() -> None:
 
     import sklearn
 
+    startup = first_fit(args.photos.split(",")[-1], args.k)
+    print(startup, flush=True)
     rows = {}
     for name in args.photos.split(","):
         rows[name] = r = measure(features(name, args.mp), args.k, args.repeats)
@@ -146,6 +169,8 @@ def main() -> None:
         f"K = {args.k}, lab+xy features (spatial weight auto, float32) of each photo at "
         f"{args.mp:g} MP, same k-means++ start, tol 1e-4; best of {args.repeats}, interleaved. "
         "Target (issue 15): sklearn / seglab >= 4 for short and long runs on held-out photos.",
+        "",
+        startup,
         "",
         *table(rows, "short"),
         "",
