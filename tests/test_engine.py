@@ -54,8 +54,8 @@ def test_train_checkpoint_evaluate_predict_end_to_end(tmp_path):
     for layer in model.modules():
         if hasattr(layer, "reset_parameters"):
             layer.reset_parameters()
-    untrained = run_evaluation(model, make_dataset(cfg, "test", train=False), class_map,
-                               torch.device("cpu"))  # fmt: skip
+    test_set = make_dataset(cfg["data"], "test", train=False, seed=cfg["train"]["seed"])
+    untrained = run_evaluation(model, test_set, class_map, torch.device("cpu"))
     assert m["pixel_accuracy"] > untrained["pixel_accuracy"] and metrics["mean_iou"] > 0
     assert (tmp_path / "eval" / "confusion.png").is_file() and (
         tmp_path / "eval" / "samples.png"

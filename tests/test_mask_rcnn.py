@@ -49,6 +49,15 @@ def test_parameters_match_torchvision_and_interface():
         build("mask_rcnn", num_classes=2, backbone="vgg16")
 
 
+def test_the_detectors_score_floor_has_its_own_name():
+    model = build("mask_rcnn", num_classes=2, backbone="resnet18", box_score_threshold=0.2)
+    assert model.roi_heads.score_thresh == 0.2
+    assert build("mask_rcnn", num_classes=2, backbone="resnet18").roi_heads.score_thresh == 0.05
+    with pytest.warns(FutureWarning, match="box_score_threshold"):
+        old = build("mask_rcnn", num_classes=2, backbone="resnet18", score_threshold=0.3)
+    assert old.roi_heads.score_thresh == 0.3
+
+
 def test_weights_from_a_file_reinitialise_the_class_layers(tmp_path):
     donor = build("mask_rcnn", num_classes=5, backbone="resnet18")
     torch.save(donor.state_dict(), tmp_path / "donor.pth")

@@ -1,3 +1,5 @@
+import re
+
 import pytest
 import torch
 import torchvision
@@ -237,3 +239,34 @@ def test_a_bug_inside_a_builder_propagates_and_a_wrong_option_is_named(monkeypat
     monkeypatch.setitem(registry._REGISTRY, "unet", info)
     with pytest.raises(TypeError, match="NoneType"):
         build("unet", num_classes=2)
+
+
+@pytest.mark.parametrize(
+    "name, option, bad, words",
+    [
+        ("unet", "depth", 0, "unet: depth must be an integer >= 1; got 0"),
+        ("unet", "padding", "full", "one of 'same', 'valid'"),
+        ("fcn8s", "width", -0.5, "fcn8s: width must be a number > 0"),
+        ("fc_densenet56", "dropout", 1.0, "dropout must be a number >= 0 and < 1"),
+        ("mask_rcnn", "mask_resolution", 14, "one of 28, 56"),
+        ("mask_rcnn", "trainable_backbone_layers", 6, "None (null) or an integer >= 0 and <= 5"),
+        ("patch_classifier", "patch_size", 1, "patch_size must be an integer >= 3"),
+        ("segnet", "num_classes", 0, "segnet: num_classes must be an integer >= 1"),
+    ],
+)
+def test_builders_check_their_declared_constraints(name, option, bad, words):
+    from seglab.models import build
+
+    with pytest.raises(ValueError, match=re.escape(words)):
+        build(name, **{"num_classes": 2, option: bad})
+
+
+def test_declared_constraints_name_real_options():
+    from seglab.models import list_models
+    from seglab.models.registry import accepted_options, model_info
+
+    for name in list_models():
+        info = model_info(name)
+        known = accepted_options(info.builder)
+        if known is not None:
+            assert set(info.constraints) <= known | {"num_classes", "in_channels"}, name

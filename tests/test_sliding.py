@@ -161,7 +161,7 @@ def test_engine_trains_a_patch_classifier_and_cli_segments(tmp_path):
     ckpt = tmp_path / "run" / "last.pt"
     torch.manual_seed(7)
     model = build("patch_classifier", num_classes=4, patch_size=11, width=8, convs=[1], fc_width=16)
-    val = make_dataset(cfg, "val", train=False)
+    val = make_dataset(cfg["data"], "val", train=False, seed=cfg["train"]["seed"])
     untrained = run_evaluation(model, val, val.class_map, torch.device("cpu"))
     assert metrics["mean_iou"] > untrained["mean_iou"] + 0.1
     assert sorted(torch.load(ckpt, weights_only=True)["model"]) == sorted(model.state_dict())

@@ -18,10 +18,10 @@ import itertools
 import os
 import threading
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor, wait
 from typing import Any
 
-__all__ = ["get_num_threads", "parallel_for", "set_num_threads", "split"]
+__all__ = ["get_num_threads", "parallel_for", "run_all", "set_num_threads", "split"]
 
 _lock = threading.Lock()
 _pool: ThreadPoolExecutor | None = None
@@ -136,3 +136,21 @@ def _dynamic(kernel: Callable[..., Any], n_items: int, args: tuple, threads: int
         stop.set()
         raise
     return [None] * n_ranges
+
+
+def run_all(tasks: list[Callable[[], Any]]) -> list[Any]:
+    """Run independent calls at once (the caller runs the first), for work that releases the GIL
+    (encoding pictures, say); returns their results in order, or raises the first error. If the
+    caller is interrupted, calls not yet started are cancelled and running ones finished before
+    the interruption goes on, so none writes after its caller has cleaned up."""
+    if get_num_threads() == 1 or len(tasks) <= 1:
+        return [task() for task in tasks]
+    futures = [_get_pool().submit(task) for task in tasks[1:]]
+    try:
+        first = tasks[0]()
+        return [first] + [f.result() for f in futures]
+    except BaseException:
+        for f in futures:
+            f.cancel()
+        wait(futures)
+        raise

@@ -22,6 +22,7 @@ import time
 import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -375,22 +376,29 @@ def write_segmentation(
     ``summary.json`` into ``folder``; instance models also write ``instances.png`` (instance ids)
     and draw each instance in its own colour. Returns the summary."""
     from . import viz
+    from ._threads import run_all
 
     folder = Path(folder)
     labels = result.labels
-    io.write_labels(folder / io.labels_filename(labels), labels)
+
+    def picture(name: str, draw, *args):
+        """A job that draws a picture and writes it (drawn in the job: numpy releases the GIL)."""
+        return lambda: io.write_image(folder / name, draw(*args))
+
+    jobs = [partial(io.write_labels, folder / io.labels_filename(labels), labels)]
     if result.instances is not None:  # instance ids, and each object in its own colour
         from .instances import instances_to_labels, overlay_instances
 
         ids = instances_to_labels(result.instances, labels.shape)
-        io.write_labels(folder / "instances.png", ids)
-        io.write_image(folder / "overlay.png", overlay_instances(image, ids.astype(np.int64)))
+        jobs.append(partial(io.write_labels, folder / "instances.png", ids))
+        jobs.append(picture("overlay.png", overlay_instances, image, ids.astype(np.int64)))
     else:
-        io.write_image(folder / "overlay.png", viz.overlay(image, labels, 0.5))
-    io.write_image(folder / "mean_color.png", viz.mean_color(image, labels))
-    io.write_image(folder / "boundaries.png", viz.mark_boundaries(image, labels))
-    for name, picture in result.pictures.items():
-        io.write_image(folder / name, picture)
+        jobs.append(picture("overlay.png", viz.overlay, image, labels, 0.5))
+    jobs.append(picture("mean_color.png", viz.mean_color, image, labels))
+    jobs.append(picture("boundaries.png", viz.mark_boundaries, image, labels))
+    jobs += [partial(io.write_image, folder / name, pic) for name, pic in result.pictures.items()]
+    # written at once: Pillow's PNG encoder releases the GIL
+    run_all(jobs)
     info = summary(result, image, source)
     io.write_json(folder / "summary.json", info)
     return info

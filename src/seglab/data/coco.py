@@ -226,15 +226,14 @@ class CocoInstances(_InstanceDataset):
 
 
 @register_dataset("coco_instances", needs_root=True, instance=True)
-def _coco_instances(cfg: dict, split: str, train: bool) -> CocoInstances:
-    d = cfg["data"]
+def _coco_instances(d: dict, split: str, train: bool, seed: int) -> CocoInstances:
     annotations = d["annotations"] or {}
     if split not in annotations:
         raise ValueError(
             f"data.annotations has no {split!r} entry: give the COCO JSON of each split, e.g. "
             "{train: ann/train.json, val: ann/val.json}"
         )
-    sub = split_name(cfg, split)
+    sub = split_name(d, split)
     root = Path(d["root"]) / sub if sub and (Path(d["root"]) / sub).is_dir() else Path(d["root"])
     transform = InstanceFlips(d["hflip"], d["vflip"]) if train else None
     return CocoInstances(

@@ -418,9 +418,8 @@ class PatchDataset(Dataset):
 # ----------------------------------------------------------------------------- registry entries
 
 
-def train_transform(cfg: dict) -> JointTransform | None:
-    """The training augmentation that ``cfg['data']`` describes."""
-    d = cfg["data"]
+def train_transform(d: dict) -> JointTransform | None:
+    """The training augmentation that a config's data section describes."""
     return JointTransform(
         crop=d["crop"],
         scale=tuple(d["scale"]),
@@ -432,39 +431,27 @@ def train_transform(cfg: dict) -> JointTransform | None:
 
 
 @register_dataset("synthetic")
-def _synthetic(cfg: dict, split: str, train: bool) -> SyntheticScenes:
-    n, seed = synthetic_args(cfg, split)
-    transform = train_transform(cfg) if train else None
-    return SyntheticScenes(n, tuple(cfg["data"]["size"]), seed=seed, transform=transform)
+def _synthetic(d: dict, split: str, train: bool, seed: int) -> SyntheticScenes:
+    n, seed = synthetic_args(d, split, seed)
+    transform = train_transform(d) if train else None
+    return SyntheticScenes(n, tuple(d["size"]), seed=seed, transform=transform)
 
 
 @register_dataset("nuclei")
-def _nuclei(cfg: dict, split: str, train: bool):
+def _nuclei(d: dict, split: str, train: bool, seed: int):
     if train:
-        tile = cfg["data"]["tile"]
-        return NucleiTiles("train", tile, stride=tile // 2, transform=train_transform(cfg))
+        tile = d["tile"]
+        return NucleiTiles("train", tile, stride=tile // 2, transform=train_transform(d))
     return WholeStrip(NucleiTiles(split))
 
 
 @register_dataset("folder", needs_root=True)
-def _folder(cfg: dict, split: str, train: bool) -> FolderDataset:
-    d = cfg["data"]
+def _folder(d: dict, split: str, train: bool, seed: int) -> FolderDataset:
     if not d["classes"]:
         raise ValueError("data.dataset 'folder' needs data.classes (class names, index = value)")
     class_map = ClassMap(tuple(d["classes"]), d["ignore_index"])
-    transform = train_transform(cfg) if train else None
-    dataset = FolderDataset(d["root"], class_map, split_name(cfg, split) or None, transform)
-    if (
-        train
-        and d["crop"] is None
-        and cfg["train"]["batch_size"] > 1
-        and len(set(dataset.sizes)) > 1
-    ):
-        raise ValueError(
-            f"the training images in {d['root']} differ in size, so they cannot be batched: set "
-            "data.crop (e.g. 256) or train.batch_size=1"
-        )
-    return dataset
+    transform = train_transform(d) if train else None
+    return FolderDataset(d["root"], class_map, split_name(d, split) or None, transform)
 
 
 class WholeStrip(Dataset):

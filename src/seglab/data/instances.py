@@ -271,16 +271,14 @@ class SyntheticInstances(_InstanceDataset):
 
 
 @register_dataset("synthetic_instances", instance=True)
-def _synthetic_instances(cfg: dict, split: str, train: bool) -> SyntheticInstances:
-    d = cfg["data"]
-    n, seed = synthetic_args(cfg, split)
+def _synthetic_instances(d: dict, split: str, train: bool, seed: int) -> SyntheticInstances:
+    n, seed = synthetic_args(d, split, seed)
     transform = InstanceFlips(d["hflip"], d["vflip"]) if train else None
     return SyntheticInstances(n, tuple(d["size"]), seed=seed, transform=transform)
 
 
 @register_dataset("nuclei_instances", instance=True)
-def _nuclei_instances(cfg: dict, split: str, train: bool) -> NucleiInstances:
-    d = cfg["data"]
+def _nuclei_instances(d: dict, split: str, train: bool, seed: int) -> NucleiInstances:
     if train:
         return NucleiInstances(
             "train", d["tile"], d["tile"] // 2, InstanceFlips(d["hflip"], d["vflip"])
@@ -289,8 +287,7 @@ def _nuclei_instances(cfg: dict, split: str, train: bool) -> NucleiInstances:
 
 
 @register_dataset("instance_folder", needs_root=True, instance=True)
-def _instance_folder(cfg: dict, split: str, train: bool) -> InstanceFolder:
-    d = cfg["data"]
+def _instance_folder(d: dict, split: str, train: bool, seed: int) -> InstanceFolder:
     transform = InstanceFlips(d["hflip"], d["vflip"]) if train else None
     classes = tuple(d["classes"] or ("object",))
-    return InstanceFolder(d["root"], split_name(cfg, split) or None, classes, transform)
+    return InstanceFolder(d["root"], split_name(d, split) or None, classes, transform)

@@ -262,10 +262,10 @@ READERS = {"voc": voc, "camvid": camvid, "cityscapes": cityscapes, "ade20k": ade
 
 
 def _register(name: str, reader: Callable) -> None:
-    def factory(cfg: dict, split: str, train: bool):
-        transform = train_transform(cfg) if train else None
-        extra = {"augmented": cfg["data"]["augmented"] and train} if name == "voc" else {}
-        return reader(cfg["data"]["root"], split_name(cfg, split), transform=transform, **extra)
+    def factory(d: dict, split: str, train: bool, seed: int):
+        transform = train_transform(d) if train else None
+        extra = {"augmented": d["augmented"] and train} if name == "voc" else {}
+        return reader(d["root"], split_name(d, split), transform=transform, **extra)
 
     register_dataset(name, needs_root=True)(factory)
 

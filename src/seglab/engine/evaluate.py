@@ -89,7 +89,7 @@ def evaluate(
     model = as_dense(model)  # a patch classifier segments whole images as its dense twin
     dev = resolve_device(device)
     model.to(dev)
-    dataset = make_dataset(cfg, split, train=False)
+    dataset = make_dataset(cfg["data"], split, train=False, seed=cfg["train"]["seed"])
     if is_instance_model(model):
         return _evaluate_instances(model, dataset, class_map, dev, split, checkpoint, Path(out))
     metrics = run_evaluation(model, dataset, class_map, dev)

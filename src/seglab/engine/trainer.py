@@ -153,16 +153,22 @@ def setup(cfg: dict, resume: bool = False) -> Run:
         )
     torch.manual_seed(t["seed"])
     random.seed(t["seed"])
-    train_set = make_dataset(cfg, "train", train=True)
-    val_set = make_dataset(cfg, "val", train=False)
+    d = cfg["data"]
+    train_set = make_dataset(d, "train", train=True, seed=t["seed"])
+    val_set = make_dataset(d, "val", train=False, seed=t["seed"])
+    sizes = getattr(train_set, "sizes", None)
+    if sizes and d["crop"] is None and t["batch_size"] > 1 and len(set(sizes)) > 1:
+        raise ValueError(
+            f"the training images in {d['root']} differ in size, so they cannot be batched: set "
+            "data.crop (e.g. 256) or train.batch_size=1"
+        )
     class_map = train_set.class_map
     model = build(
         cfg["model"]["name"], num_classes=class_map.num_classes, **cfg["model"]["options"]
     )
     if isinstance(model, PatchClassifier):  # train on patches cut from the training images
-        d = cfg["data"]
         train_set = PatchDataset(
-            make_dataset(cfg, "train", train=False),
+            make_dataset(d, "train", train=False, seed=t["seed"]),
             model.patch_size,
             per_image=d["patches_per_image"],
             balanced=d["balanced_patches"],

@@ -26,11 +26,19 @@ import torch.nn.functional as F
 from torch import nn
 from torch.utils.checkpoint import checkpoint
 
+from .._constraints import Interval
 from ._blocks import check_input, pad_to_multiple
 from .registry import register_model
 
 _PAPER = "Jégou et al., CVPRW 2017"
 _INPUTS = "any H x W (pads to 32)"
+_CONSTRAINTS = {
+    "layers": (tuple, list),
+    "growth_rate": Interval(int, 1),
+    "first_channels": Interval(int, 1),
+    "dropout": Interval(float, 0, 1, "left"),
+    "memory_efficient": bool,
+}
 
 
 class _DenseLayer(nn.Sequential):
@@ -178,19 +186,19 @@ def _no_backbone(options: dict) -> dict:
     return options
 
 
-@register_model(32, _INPUTS, _PAPER, 1.5, 11)
+@register_model(32, _INPUTS, _PAPER, 1.5, 11, constraints=_CONSTRAINTS)
 def fc_densenet56(num_classes: int = 11, in_channels: int = 3, **options) -> FCDenseNet:
     """FC-DenseNet56: 4 layers per block, growth rate 12 (about 1.5 M parameters)."""
     return FCDenseNet(num_classes, in_channels, (4,) * 11, 12, **_no_backbone(options))
 
 
-@register_model(32, _INPUTS, _PAPER, 3.5, 11)
+@register_model(32, _INPUTS, _PAPER, 3.5, 11, constraints=_CONSTRAINTS)
 def fc_densenet67(num_classes: int = 11, in_channels: int = 3, **options) -> FCDenseNet:
     """FC-DenseNet67: 5 layers per block, growth rate 16 (about 3.5 M parameters)."""
     return FCDenseNet(num_classes, in_channels, (5,) * 11, 16, **_no_backbone(options))
 
 
-@register_model(32, _INPUTS, _PAPER, 9.4, 11)
+@register_model(32, _INPUTS, _PAPER, 9.4, 11, constraints=_CONSTRAINTS)
 def fc_densenet103(num_classes: int = 11, in_channels: int = 3, **options) -> FCDenseNet:
     """FC-DenseNet103, the Tiramisu: 4-5-7-10-12 | 15 | 12-10-7-5-4, growth 16 (9.4 M)."""
     return FCDenseNet(

@@ -22,6 +22,7 @@ import torch.nn.functional as F
 import torchvision
 from torch import nn
 
+from .._constraints import Interval, Options
 from ._blocks import bilinear_upsampler, check_input, pad_to_multiple, scaled, vgg16_layers
 from .backbones import load_encoder, read_state_dict, resnet_mapping, vgg_mapping
 from .registry import register_model
@@ -30,6 +31,10 @@ _POOL3, _POOL4 = 17, 24  # end of the pool3 / pool4 stages in VGG16's feature li
 
 _FCN_PAPER = "Long, Shelhamer & Darrell, CVPR 2015"
 _FCN_INPUTS = "any H x W (pads 100, crops back)"
+_FCN_CONSTRAINTS = {
+    "backbone": Options(("vgg16", "resnet18", "resnet34", "resnet50", "resnet101")),
+    "width": Interval(float, 0, None, "neither"),
+}
 
 
 class FCN(nn.Module):
@@ -191,7 +196,7 @@ def _fcn(
     return model
 
 
-@register_model(32, _FCN_INPUTS, _FCN_PAPER, 134.0, 21)
+@register_model(32, _FCN_INPUTS, _FCN_PAPER, 134.0, 21, constraints=_FCN_CONSTRAINTS)
 def fcn32s(
     num_classes: int = 21,
     in_channels: int = 3,
@@ -203,7 +208,7 @@ def fcn32s(
     return _fcn("32s", num_classes, in_channels, backbone, weights_backbone, **kw)
 
 
-@register_model(16, _FCN_INPUTS, _FCN_PAPER, 134.0, 21)
+@register_model(16, _FCN_INPUTS, _FCN_PAPER, 134.0, 21, constraints=_FCN_CONSTRAINTS)
 def fcn16s(
     num_classes: int = 21,
     in_channels: int = 3,
@@ -215,7 +220,7 @@ def fcn16s(
     return _fcn("16s", num_classes, in_channels, backbone, weights_backbone, **kw)
 
 
-@register_model(8, _FCN_INPUTS, _FCN_PAPER, 134.0, 21)
+@register_model(8, _FCN_INPUTS, _FCN_PAPER, 134.0, 21, constraints=_FCN_CONSTRAINTS)
 def fcn8s(
     num_classes: int = 21,
     in_channels: int = 3,

@@ -36,6 +36,7 @@ import torch
 from torch import nn
 from torchvision.models.detection.transform import GeneralizedRCNNTransform, resize_boxes
 
+from .._constraints import Interval, Options
 from ._blocks import load_matching
 from .registry import register_model
 
@@ -50,6 +51,16 @@ CLASS_LAYERS = ("roi_heads.box_predictor", "roi_heads.mask_predictor.mask_fcn_lo
     "He, Gkioxari, Dollár & Girshick, ICCV 2017",
     None,
     91,
+    constraints={
+        "backbone": Options(BACKBONES),
+        "mask_resolution": Options((28, 56)),
+        "detections_per_img": Interval(int, 1),
+        "min_size": Interval(int, 1),
+        "max_size": Interval(int, 1),
+        "box_score_threshold": Interval(float, 0, 1),
+        "image_scale": (None, Interval(float, 0, None, "neither")),
+        "trainable_backbone_layers": (None, Interval(int, 0, 5)),
+    },
 )
 def mask_rcnn(
     num_classes: int = 2,
@@ -61,7 +72,7 @@ def mask_rcnn(
     detections_per_img: int = 100,
     min_size: int = 800,
     max_size: int = 1333,
-    score_threshold: float = 0.05,
+    box_score_threshold: float = 0.05,
     image_scale: float | None = None,
     weights: str | os.PathLike | None = None,
     weights_backbone: str | os.PathLike | None = None,
@@ -83,9 +94,14 @@ def mask_rcnn(
         Height / width ratios of the anchors, the same at every level.
     mask_resolution
         28 (the paper) or 56 (finer masks: RoI Align at 28 x 28, then the head's 2x upsampling).
-    detections_per_img, min_size, max_size, score_threshold
-        Detections kept per image, the internal resize (shorter side to ``min_size`` unless the
-        longer would exceed ``max_size``), and the lowest score reported.
+    detections_per_img, min_size, max_size
+        Detections kept per image and the internal resize (shorter side to ``min_size`` unless
+        the longer would exceed ``max_size``).
+    box_score_threshold
+        The detector's own floor on box scores (torchvision's ``box_score_thresh``), before
+        non-maximum suppression. Which instances a prediction reports is chosen later, by
+        :func:`seglab.instances.predict_instances`'s ``score_threshold`` (0.5). (The name
+        ``score_threshold`` here is deprecated: it meant this floor.)
     image_scale
         Resize every image by this fixed factor instead (``min_size`` / ``max_size`` unused): for
         tiles and images of varying size whose objects have a known pixel size (microscopy), so
@@ -105,6 +121,14 @@ def mask_rcnn(
         ``rpn_post_nms_top_n_test``, ``box_batch_size_per_image`` (fewer proposals and sampled
         regions make small CPU runs several times faster), ``box_nms_thresh``.
     """
+    if "score_threshold" in detector_options:  # one word, one meaning: see box_score_threshold
+        warnings.warn(
+            "mask_rcnn(score_threshold=) is deprecated: it is the detector's floor, now "
+            "box_score_threshold=; predict_instances(score_threshold=) chooses what is reported",
+            FutureWarning,
+            stacklevel=2,
+        )
+        box_score_threshold = detector_options.pop("score_threshold")
     from torchvision.models.detection import MaskRCNN
     from torchvision.models.detection.anchor_utils import AnchorGenerator
     from torchvision.models.detection.backbone_utils import _resnet_fpn_extractor
@@ -126,7 +150,7 @@ def mask_rcnn(
             ["0", "1", "2", "3"], output_size=mask_resolution // 2, sampling_ratio=2
         ),
         box_detections_per_img=detections_per_img,
-        box_score_thresh=score_threshold,
+        box_score_thresh=box_score_threshold,
         **detector_options,
     )
     if image_scale is not None:

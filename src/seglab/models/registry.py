@@ -13,13 +13,19 @@ and the training config all read this registry.
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
 from typing import Any
 
 from torch import nn
 
-from .._checks import check_positive_int
+from .._constraints import Interval, validate
+
+#: what every builder's own two parameters accept (a model adds its options' constraints)
+COMMON_CONSTRAINTS: dict[str, Any] = {
+    "num_classes": Interval(int, 1),
+    "in_channels": Interval(int, 1),
+}
 
 
 @dataclass(frozen=True)
@@ -33,6 +39,8 @@ class ModelInfo:
     paper: str
     paper_params: float | None  # millions, as the paper reports (at its number of classes)
     paper_classes: int
+    #: parameter name -> what it accepts (:mod:`seglab._constraints`), checked by :func:`build`
+    constraints: Mapping[str, Any] = field(default_factory=dict)
 
 
 _REGISTRY: dict[str, ModelInfo] = {}
@@ -52,13 +60,15 @@ def register_model(
     paper_params: float | None,
     paper_classes: int,
     name: str | None = None,
+    constraints: Mapping[str, Any] | None = None,
 ):
-    """Decorator: register a builder under ``name`` (default: the function's name)."""
+    """Decorator: register a builder under ``name`` (default: the function's name), with the
+    ``constraints`` of its options (what each accepts: :mod:`seglab._constraints`)."""
 
     def wrap(builder: Callable[..., nn.Module]) -> Callable[..., nn.Module]:
         info = ModelInfo(
             name or builder.__name__, builder, output_stride, inputs, paper, paper_params,
-            paper_classes,
+            paper_classes, {**COMMON_CONSTRAINTS, **(constraints or {})},
         )  # fmt: skip
         register(info)
         return builder
@@ -83,11 +93,12 @@ def build(name: str, num_classes: int = 21, in_channels: int = 3, **options: Any
 
     ``options`` go to the architecture (``backbone`` and ``weights_backbone`` for FCN,
     ``weights_backbone`` for SegNet/DeconvNet, ``padding``/``depth``/``width``/``upsampling`` for
-    U-Net, ``dropout`` for FC-DenseNet ...).
+    U-Net, ``dropout`` for FC-DenseNet ...). Each is checked against the constraints the model
+    declared when it registered (a ValueError names the option, what it accepts and what it got).
     """
     info = model_info(name)
-    check_positive_int(num_classes, "num_classes")
-    check_positive_int(in_channels, "in_channels")
+    validate({"num_classes": num_classes, "in_channels": in_channels, **options},
+             info.constraints, where=f"{name}: ")  # fmt: skip
     known = accepted_options(info.builder)
     unknown = sorted(set(options) - known) if known is not None else []
     if unknown:  # the user's mistake, said here; a TypeError from inside a builder is a bug

@@ -14,6 +14,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from .._constraints import Interval
 from ..nn import MaxPool2dWithSwitches, MaxUnpool2d
 from ._blocks import check_input, conv_bn_relu, scaled, vgg16_layers
 from .backbones import load_encoder, read_state_dict, vgg_mapping
@@ -129,9 +130,13 @@ class DeconvNet(_VGGEncoderNet):
         return self.score(y)
 
 
+_WIDTH = {"width": Interval(float, 0, None, "neither")}
+
+
 @register_model(
-    32, "any H x W (unpooling restores sizes)", "Badrinarayanan et al., TPAMI 2017", 29.5, 21
-)
+    32, "any H x W (unpooling restores sizes)", "Badrinarayanan et al., TPAMI 2017", 29.5, 21,
+    constraints=_WIDTH,
+)  # fmt: skip
 def segnet(
     num_classes: int = 21, in_channels: int = 3, weights_backbone: Any = None, width: float = 1.0
 ) -> SegNet:
@@ -140,7 +145,8 @@ def segnet(
     return _with_backbone(SegNet(num_classes, in_channels, width), weights_backbone)
 
 
-@register_model(32, "any H x W (unpooling restores sizes)", "Noh, Hong & Han, ICCV 2015", 252.0, 21)
+@register_model(32, "any H x W (unpooling restores sizes)", "Noh, Hong & Han, ICCV 2015", 252.0, 21,
+                constraints=_WIDTH)  # fmt: skip
 def deconvnet(
     num_classes: int = 21, in_channels: int = 3, weights_backbone: Any = None, width: float = 1.0
 ) -> DeconvNet:

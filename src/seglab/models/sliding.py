@@ -32,6 +32,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .._checks import check_positive_int
+from .._constraints import Interval
 from .registry import register_model
 
 
@@ -122,6 +123,13 @@ def check_patch_size(patch_size: int) -> None:
     "sliding-window baseline (Ciresan et al., NIPS 2012)",
     None,
     2,
+    constraints={
+        "patch_size": Interval(int, 3),
+        "width": Interval(int, 1),
+        "convs": (tuple, list),
+        "fc_width": Interval(int, 1),
+        "dropout": Interval(float, 0, 1, "left"),
+    },
 )
 def patch_classifier(
     num_classes: int = 2, in_channels: int = 3, patch_size: int = 33, **options

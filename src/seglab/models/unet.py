@@ -19,6 +19,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from .._constraints import Interval, Options
 from ._blocks import check_input, pad_to_multiple
 from .registry import register_model
 
@@ -137,6 +138,13 @@ class UNet(nn.Module):
     "Ronneberger et al., MICCAI 2015",
     31.0,
     2,
+    constraints={
+        "depth": Interval(int, 1),
+        "width": Interval(int, 1),
+        "padding": Options(("same", "valid")),
+        "upsampling": Options(("transpose", "bilinear", "nearest")),
+        "batch_norm": bool,
+    },
 )
 def unet(num_classes: int = 2, in_channels: int = 3, **options) -> UNet:
     """U-Net; ``padding="same"`` (output = input size, default) or ``"valid"`` (the original)."""
