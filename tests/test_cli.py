@@ -205,3 +205,13 @@ def test_meanshift_tiny_bandwidth_warns_in_one_line(tmp_path, capsys):
     assert main([*args, "--min-region-size", "0", "--out", str(tmp_path / "o"), "--quiet"]) == 0
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and err[0].startswith("seglab: warning:") and "own mode" in err[0]
+
+
+def test_library_words_become_the_commands_flags():
+    from seglab.cli import _common, build_parser
+
+    flags = _common.option_strings(build_parser())
+    message = "pass `overwrite=True`, another `out`, `tile=512`, or raise `max_pixels`; `foo` stays"
+    assert _common.in_flags(message, flags) == (
+        "pass --overwrite, another --out, --tile 512, or raise --max-pixels; foo stays"
+    )

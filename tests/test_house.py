@@ -3,6 +3,7 @@ modules and functions stay small enough to read."""
 
 import ast
 import collections
+import re
 from pathlib import Path
 
 import pytest
@@ -185,3 +186,21 @@ def test_every_public_definition_says_what_it_is():
 
         visit(ast.parse(path.read_text()), "")
     assert not missing, "no docstring: " + ", ".join(missing)
+
+
+def test_library_errors_name_parameters_not_flags():
+    """Errors raised outside the command line name the library's parameters (in backquotes:
+    `out`, `overwrite=True`); the command line turns them into its flags."""
+    flag = re.compile(r"(?<![\w-])--[a-z]")
+    offenders = []
+    for path in sorted(SRC.rglob("*.py")):
+        rel = path.relative_to(SRC)
+        if rel.parts[0] == "cli":
+            continue
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Raise) and node.exc is not None:
+                texts = [c.value for c in ast.walk(node.exc)
+                         if isinstance(c, ast.Constant) and isinstance(c.value, str)]  # fmt: skip
+                if any(flag.search(t) for t in texts):
+                    offenders.append(f"{rel}:{node.lineno}")
+    assert not offenders, f"errors naming command-line flags: {offenders}"

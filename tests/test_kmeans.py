@@ -200,3 +200,16 @@ def test_no_warning_on_a_normal_photo():
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         KMeansSegmenter(4, random_state=0).fit(shapes_image())
+
+
+def test_segmenter_shares_kmeans_defaults():
+    import inspect
+
+    from seglab.cluster import KMeansSegmenter
+
+    ours = inspect.signature(KMeansSegmenter).parameters
+    theirs = inspect.signature(KMeans).parameters
+    shared = set(ours) & set(theirs) - {"n_clusters"}
+    assert len(shared) == 7
+    assert all(ours[p].default == theirs[p].default for p in shared)
+    assert (ours["n_clusters"].default, theirs["n_clusters"].default) == (5, 8)

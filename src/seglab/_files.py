@@ -19,9 +19,9 @@ def describe_os_error(exc: OSError) -> str:
     import errno
 
     advice = {
-        errno.EROFS: "; choose an --out on a writable file system",
-        errno.ENOSPC: "; free some space or choose an --out on another disk",
-        errno.EDQUOT: "; free some space or choose an --out on another disk",
+        errno.EROFS: "; choose an `out` on a writable file system",
+        errno.ENOSPC: "; free some space or choose an `out` on another disk",
+        errno.EDQUOT: "; free some space or choose an `out` on another disk",
         errno.ENOTDIR: "; a part of the path is a file, not a folder",
         errno.EACCES: "; choose a folder you can write to",
         errno.EPERM: "; choose a folder you can write to",
@@ -45,7 +45,7 @@ def check_writable(out: str | os.PathLike, what: str = "results") -> Path:
 
     out = Path(out)
     if out.exists() and not out.is_dir():
-        raise ValueError(f"--out {out} is a file; {what} go into a folder: choose another --out")
+        raise ValueError(f"`out` {out} is a file; {what} go into a folder: choose another `out`")
     created = [p for p in (out, *out.parents) if not p.exists()]
     try:
         out.mkdir(parents=True, exist_ok=True)

@@ -129,7 +129,7 @@ class OutputBatch:
 
     def __enter__(self) -> OutputBatch:
         if self.out.exists() and not self.out.is_dir():
-            raise ValueError(f"--out {self.out} exists and is not a folder; choose a folder")
+            raise ValueError(f"`out` {self.out} exists and is not a folder; choose a folder")
         self._created_out = not self.out.exists()
         try:
             self.out.mkdir(parents=True, exist_ok=True)
@@ -142,7 +142,7 @@ class OutputBatch:
                 (self._staging / _KEEP_MARK).touch()
         except PermissionError:
             raise ValueError(
-                f"cannot write into {self.out}: permission denied; choose another --out"
+                f"cannot write into {self.out}: permission denied; choose another `out`"
             ) from None
         return self
 
@@ -159,7 +159,7 @@ class OutputBatch:
         dest = self.out / name
         if (dest.exists() or dest.is_symlink()) and not dest.is_dir():
             raise ValueError(
-                f"{dest} exists and is not a result folder; move it away or choose another --out"
+                f"{dest} exists and is not a result folder; move it away or choose another `out`"
             )
         folder = self._staging / name
         if folder.exists():

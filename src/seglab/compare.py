@@ -95,7 +95,7 @@ def _load_checkpoints(checkpoints: Mapping[str, str] | Sequence[str] | None, dev
         if not re.fullmatch(r"[A-Za-z0-9_][A-Za-z0-9_.+-]{0,63}", str(name)):
             raise ValueError(
                 f"checkpoint name {name!r} is not a plain name (it names a result folder): use "
-                "letters, digits, '_', '.', '+' and '-', as in --checkpoint unet=runs/u/best.pt"
+                "letters, digits, '_', '.', '+' and '-', as in `checkpoint` unet=runs/u/best.pt"
             )
         if name in models or name in CLUSTERING:
             raise ValueError(f"two methods are named {name!r}; name them with NAME=PATH")
@@ -157,8 +157,8 @@ def compare(
     from .report import write_report
 
     runs = _expand(_check_methods(methods, checkpoints), options or {})
-    truth_dir = _folder(truth, "--truth")
-    inst_dir = _folder(instances, "--instances")
+    truth_dir = _folder(truth, "`truth`")
+    inst_dir = _folder(instances, "`instances`")
     paths = find_images(images)
     sizes = {p: io.image_size(p) for p in paths}  # headers first: no work before a bad input
     truths = {p: _truth_for(truth_dir, p.stem, sizes[p], "truth") for p in paths}
@@ -197,13 +197,13 @@ def _check_methods(methods: Sequence[str] | str, checkpoints) -> list[str]:
         methods = [m.strip() for m in methods.split(",") if m.strip()]
     if not methods and not checkpoints:
         raise ValueError(
-            f"no method to compare: give --methods ({', '.join(CLUSTERING)}) or --checkpoint"
+            f"no method to compare: give `methods` ({', '.join(CLUSTERING)}) or `checkpoint`"
         )
     unknown = [m for m in methods if m not in CLUSTERING]
     if unknown:
         raise ValueError(
-            f"unknown method {unknown[0]!r}; --methods takes {', '.join(CLUSTERING)} (trained "
-            "networks come with --checkpoint [NAME=]PATH)"
+            f"unknown method {unknown[0]!r}; `methods` takes {', '.join(CLUSTERING)} (trained "
+            "networks come with `checkpoint` [NAME=]PATH)"
         )
     return list(methods)
 

@@ -69,7 +69,7 @@ def config_dir() -> Path:
             return parent / "configs"
     raise FileNotFoundError(
         "the demo's training configs (configs/*.yaml) were not found: run it from a checkout "
-        "of seglab (python3 run.py demo), or use 'seglab demo --quick'"
+        "of seglab (python3 run.py demo), or pass `quick=True`"
     )
 
 

@@ -108,8 +108,8 @@ def check_pixels(path: Path, width: int, height: int, limit: int) -> None:
     if width * height > limit:
         raise ValueError(
             f"{path} is {width} x {height} = {width * height:,} pixels, more than the limit of "
-            f"{limit:,}; downscale it, or raise the limit (--max-pixels, max_pixels=, or "
-            "SEGLAB_MAX_PIXELS) if this machine has the memory"
+            f"{limit:,}; downscale it, or raise the limit (`max_pixels` or SEGLAB_MAX_PIXELS) if "
+            "this machine has the memory"
         )
 
 

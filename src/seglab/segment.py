@@ -92,8 +92,12 @@ class Segmentation:
         return int(np.unique(self.labels).size)
 
 
-def estimate_memory(method: str, shape: tuple[int, ...], n_features: int = 5) -> int:
-    """Bytes that ``method`` needs at its peak for an image of ``shape`` (H, W[, C])."""
+def estimate_clustering_memory(method: str, shape: tuple[int, ...], n_features: int = 5) -> int:
+    """Bytes that ``method`` needs at its peak for an image of ``shape`` (H, W[, C]).
+
+    (Tiled prediction with a network has its own estimate,
+    :func:`seglab.inference.estimate_memory`; this one was ``seglab.segment.estimate_memory``.)
+    """
     check_choice(method, "method", METHODS)
     pixels = int(shape[0]) * int(shape[1])
     per_pixel = _BYTES_PER_PIXEL[method] + _BYTES_PER_FEATURE[method] * n_features
@@ -113,13 +117,13 @@ def check_memory(method: str, shape: tuple[int, ...], max_memory: int | str | No
     limit = io.available_memory() if max_memory is None else parse_bytes(max_memory)
     if limit is None:
         return
-    need = estimate_memory(method, shape)
+    need = estimate_clustering_memory(method, shape)
     if need > limit:
         h, w = shape[:2]
         raise ValueError(
             f"{method} on a {w} x {h} image needs about {need / 2**30:.1f} GiB of memory and "
             f"{limit / 2**30:.1f} GiB is available; downscale the image, or segment it by tiles "
-            "with a trained network ('seglab predict --tile')"
+            "with a trained network (seglab.engine.predict with `tile`)"
         )
 
 
@@ -145,8 +149,9 @@ def segment(
     *,
     model: Any = None,
     class_names: Sequence[str] | None = None,
-    max_memory: int | None = None,
+    max_memory: int | str | None = None,
     progress: bool = False,
+    random_state: Any = 0,
     **params: Any,
 ) -> Segmentation:
     """Segment ``image`` with ``method`` and the method's ``params``.
@@ -162,13 +167,16 @@ def segment(
         The classifier of the patch methods (see :func:`seglab.engine.load_model`).
     class_names : sequence of str, optional
         Names of the classifier's classes, for the summary.
-    max_memory : int, optional
+    max_memory : int or str, optional
         Bytes the method may use (default: what is available); see :func:`check_memory`.
     progress : bool
         A progress bar for the sliding window.
+    random_state : None, int, RandomState or Generator
+        k-means' seeding. 0 here, so that a command, the app and a comparison give the same
+        result on every run; the estimators themselves default to None, as scikit-learn's do.
     **params
-        The estimator's parameters (``n_clusters``, ``features``, ``spatial_weight``,
-        ``random_state``, ...; ``spatial_bandwidth``, ``range_bandwidth``, ``kernel``,
+        The estimator's parameters (``n_clusters``, ``features``, ``spatial_weight``, ...;
+        ``spatial_bandwidth``, ``range_bandwidth``, ``kernel``,
         ``min_region_size``, ...), or ``stride`` and ``batch_size`` for the patch methods.
 
     Returns
@@ -180,14 +188,14 @@ def segment(
     check_choice(method, "method", METHODS)
     image = check_image(image)
     check_memory(method, image.shape, max_memory)
+    if method == "kmeans":
+        params = {**params, "random_state": random_state}
     if method in CLUSTERING:
         return _cluster(image, method, params)
     return _classify_patches(image, method, model, class_names, params, progress)
 
 
 def _cluster(image: np.ndarray, method: str, params: dict) -> Segmentation:
-    if method == "kmeans":
-        params = {"random_state": 0, **params}  # reproducible unless asked otherwise
     seg = make_segmenter(method, **params)
     compile_seconds = warm_up(image, method, params)
     t0 = time.perf_counter()
@@ -474,3 +482,15 @@ def segment_files(
     batch = run_batch(paths, out, write, skip_existing=skip_existing, progress=progress,
                       desc="segmenting")  # fmt: skip
     return batch.written
+
+
+def __getattr__(name: str) -> Any:
+    if name == "estimate_memory":  # one name meant two estimates: the old one, deprecated
+        warnings.warn(
+            "seglab.segment.estimate_memory is now estimate_clustering_memory "
+            "(seglab.inference.estimate_memory is the tiled prediction's)",
+            FutureWarning,
+            stacklevel=2,
+        )
+        return estimate_clustering_memory
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

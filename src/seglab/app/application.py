@@ -88,6 +88,8 @@ def serve(host: str = "127.0.0.1", port: int = 7860, runs: str | Path = "runs",
             server.startup = startup
         server.run()
         if not server.started:
-            raise ValueError(f"the app could not listen on {host}:{port} (in use?); try --port")
+            raise ValueError(
+                f"the app could not listen on {host}:{port} (in use?); try another `port`"
+            )
     finally:
         state.close()

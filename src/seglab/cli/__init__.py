@@ -56,9 +56,11 @@ def _main(argv: Sequence[str] | None) -> int:
         with handle_termination():  # SIGTERM and SIGHUP clean up as Ctrl-C does
             return args.run(args)
     except (UsageError, ValueError, FileNotFoundError) as exc:
-        print(f"seglab: error: {' '.join(str(exc).split())}", file=sys.stderr)
+        message = _common.in_flags(" ".join(str(exc).split()), _common.option_strings(parser))
+        print(f"seglab: error: {message}", file=sys.stderr)
     except OSError as exc:  # a read-only file system, a full disk, a path under a file, ...
-        print(f"seglab: error: {describe_os_error(exc)}", file=sys.stderr)
+        message = _common.in_flags(describe_os_error(exc), _common.option_strings(parser))
+        print(f"seglab: error: {message}", file=sys.stderr)
     except Interrupted as exc:
         print(f"seglab: interrupted by {exc}; nothing earlier was lost", file=sys.stderr)
         return exc.exit_status

@@ -6,6 +6,7 @@ import argparse
 import importlib
 import logging
 import os
+import re
 import sys
 
 import numpy as np
@@ -127,3 +128,36 @@ def say(args: argparse.Namespace, message: str) -> None:
     rank = f"[rank {os.environ.get('RANK', '0')}/{world}] " if world != "1" else ""
     if not getattr(args, "quiet", False):
         print(f"seglab: {rank}{message}")
+
+
+_PARAMETER = re.compile(r"`([a-z][a-z0-9_]*)(=True|=[^`]*)?`")
+
+
+def in_flags(message: str, flags: set[str]) -> str:
+    """A library message in the command line's words: the library names parameters in
+    backquotes (`out`, `overwrite=True`, `tile=512`); each that is an option of ``seglab`` becomes
+    its flag (--out, --overwrite, --tile 512), the others lose their quotes."""
+
+    def word(match: re.Match) -> str:
+        name, value = match.group(1), match.group(2) or ""
+        flag = "--" + name.replace("_", "-")
+        if flag not in flags:
+            return name + value
+        if value in ("", "=True"):
+            return flag
+        return f"{flag} {value[1:]}"
+
+    return _PARAMETER.sub(word, message)
+
+
+def option_strings(parser: argparse.ArgumentParser) -> set[str]:
+    """Every option string of ``parser`` and of its subcommands."""
+    found: set[str] = set()
+    stack = [parser]
+    while stack:
+        p = stack.pop()
+        for action in p._actions:  # argparse keeps its actions here (no public accessor)
+            found.update(action.option_strings)
+            if isinstance(action, argparse._SubParsersAction):
+                stack.extend(action.choices.values())
+    return found

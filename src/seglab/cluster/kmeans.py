@@ -47,6 +47,12 @@ _ALGORITHMS = ("auto", "lloyd", "hamerly")
 _ALGORITHMS = ("auto", "lloyd", "hamerly")
 
 
+#: the defaults KMeans and KMeansSegmenter share, stated once (a test keeps them equal)
+_SHARED_DEFAULTS: dict[str, Any] = {"init": "k-means++", "n_init": "auto", "max_iter": 300,
+                                    "tol": 1e-4, "random_state": None, "algorithm": "auto",
+                                    "device": "cpu"}  # fmt: skip
+
+
 class KMeans(EstimatorMixin):
     """K-means clustering of an (N, D) array: a scikit-learn estimator with its parameters,
     attributes and results (same start, same labels, centres and iteration count).
@@ -93,13 +99,13 @@ class KMeans(EstimatorMixin):
         self,
         n_clusters: int = 8,
         *,
-        init: str | np.ndarray = "k-means++",
-        n_init: int | str = "auto",
-        max_iter: int = 300,
-        tol: float = 1e-4,
-        random_state: Any = None,
-        algorithm: str = "auto",
-        device: str = "cpu",
+        init: str | np.ndarray = _SHARED_DEFAULTS["init"],
+        n_init: int | str = _SHARED_DEFAULTS["n_init"],
+        max_iter: int = _SHARED_DEFAULTS["max_iter"],
+        tol: float = _SHARED_DEFAULTS["tol"],
+        random_state: Any = _SHARED_DEFAULTS["random_state"],
+        algorithm: str = _SHARED_DEFAULTS["algorithm"],
+        device: str = _SHARED_DEFAULTS["device"],
     ) -> None:
         self.n_clusters = n_clusters
         self.init = init
@@ -240,7 +246,8 @@ class KMeansSegmenter(EstimatorMixin):
     Parameters
     ----------
     n_clusters
-        number of clusters K.
+        number of clusters K: 5 (a photo's few regions), where :class:`KMeans` takes
+        scikit-learn's 8; its other shared parameters have KMeans's defaults.
     features
         feature spec for :func:`seglab.features.pixel_features`.
     spatial_weight
@@ -279,13 +286,13 @@ class KMeansSegmenter(EstimatorMixin):
         min_region_size: int = 0,
         *,
         weights: dict[str, float] | None = None,
-        init: str | np.ndarray = "k-means++",
-        n_init: int | str = "auto",
-        max_iter: int = 300,
-        tol: float = 1e-4,
-        random_state: Any = None,
-        algorithm: str = "auto",
-        device: str = "cpu",
+        init: str | np.ndarray = _SHARED_DEFAULTS["init"],
+        n_init: int | str = _SHARED_DEFAULTS["n_init"],
+        max_iter: int = _SHARED_DEFAULTS["max_iter"],
+        tol: float = _SHARED_DEFAULTS["tol"],
+        random_state: Any = _SHARED_DEFAULTS["random_state"],
+        algorithm: str = _SHARED_DEFAULTS["algorithm"],
+        device: str = _SHARED_DEFAULTS["device"],
     ) -> None:
         self.n_clusters = n_clusters
         self.features = features

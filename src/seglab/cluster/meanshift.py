@@ -168,7 +168,9 @@ class MeanShift(EstimatorMixin):
     max_iter
         iteration limit per seed; tol: stop when the shift is below ``tol`` bandwidths.
     merge_distance
-        modes closer than this many bandwidths are one (default 1).
+        modes closer than this, in bandwidths, are one (default 1, scikit-learn's rule). The
+        same word as in :class:`~seglab.cluster.MeanShiftSegmenter`, whose modes are compared in
+        colour only, so its bandwidth there is the range bandwidth (default 0.5, EDISON's).
 
     Attributes
     ----------

@@ -51,8 +51,9 @@ class MeanShiftSegmenter(EstimatorMixin):
     min_region_size
         EDISON's minimum region area M (default 20 pixels).
     merge_distance
-        adjacent regions whose modes are closer than this many range bandwidths are fused
-        (EDISON: 0.5).
+        adjacent regions whose modes are closer than this, in bandwidths, are fused: as in
+        :class:`~seglab.cluster.MeanShift`, where the modes are compared; here they are compared
+        in colour, so in range bandwidths (default 0.5, EDISON's).
     max_iter, tol
         per-pixel iteration limit; a window stops when it moves less than ``tol``, measured in
         pixels and feature units together (EDISON's rule and value, 0.1).

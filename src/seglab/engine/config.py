@@ -142,11 +142,11 @@ def _merge(base: dict, update: dict, prefix: str = "") -> dict:
 def parse_override(text: str) -> dict:
     """``"train.epochs=3"`` -> ``{"train": {"epochs": 3}}`` (the value is read as YAML)."""
     if "=" not in text:
-        raise ConfigError(f"--set expects key=value, got {text!r}")
+        raise ConfigError(f"`set` expects key=value, got {text!r}")
     key, value = text.split("=", 1)
     parts = key.strip().split(".")
     if not all(parts):
-        raise ConfigError(f"bad key in --set {text!r}")
+        raise ConfigError(f"bad key in `set` {text!r}")
     node: dict = {}
     cur = node
     for p in parts[:-1]:

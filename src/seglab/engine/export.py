@@ -29,10 +29,12 @@ def export_checkpoint(
         raise ValueError(f"{path} is a folder; give the .onnx file to write")
     for parent in path.parents:
         if parent.exists() and not parent.is_dir():
-            raise ValueError(f"--out {path}: {parent} is a file, not a folder")
+            raise ValueError(f"`out` {path}: {parent} is a file, not a folder")
     for target in (path, path.with_suffix(".json")):
         if target.exists() and not overwrite:
-            raise ValueError(f"{target} exists; pass --overwrite to replace it, or another --out")
+            raise ValueError(
+                f"{target} exists; pass `overwrite=True` to replace it, or another `out`"
+            )
 
     ckpt = load_checkpoint(checkpoint)
     model, class_map = model_from_checkpoint(ckpt)

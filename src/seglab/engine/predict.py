@@ -69,7 +69,7 @@ class Predictor:
         held = ckpt["config"]["model"]["name"]
         if model_name is not None and held != model_name:
             raise ValueError(
-                f"{checkpoint} holds a {held} model, not {model_name}; drop --model or pass the "
+                f"{checkpoint} holds a {held} model, not {model_name}; drop `model` or pass the "
                 f"checkpoint of a {model_name}"
             )
         net, self.class_map = model_from_checkpoint(ckpt)

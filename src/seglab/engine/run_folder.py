@@ -53,24 +53,28 @@ def prepare_run_folder(out: Path, cfg: dict, resume: bool, overwrite: bool) -> N
     remove_stale_temporaries(out)
     existing = [name for name in RUN_FILES if (out / name).exists()]
     if resume and overwrite:
-        raise ValueError("--resume continues the run in OUT and --overwrite replaces it: pick one")
+        raise ValueError(
+            "`resume=True` continues the run in `out` and `overwrite=True` replaces it: pick one"
+        )
     if resume:
         if not (out / "last.pt").is_file():
             raise ValueError(
-                f"nothing to resume in {out}: it has no last.pt; drop --resume to start a new run"
+                f"nothing to resume in {out}: it has no last.pt; drop `resume=True` to start a new "
+                "run"
             )
         saved = load_checkpoint(out / "last.pt")["config"]
         changed = [k for k in _differences(saved, cfg) if k not in _RESUMABLE_CHANGES]
         if changed:
             raise ValueError(
-                f"--resume: the config differs from the run in {out} at {', '.join(changed[:5])}; "
-                "resume with the run's config, or train into another --out"
+                f"`resume=True`: the config differs from the run in {out} at "
+                f"{', '.join(changed[:5])}; resume with the run's config, or train into another "
+                "`out`"
             )
         return
     if existing and not overwrite:
         raise ValueError(
-            f"{out} already holds a training run ({', '.join(existing)}); pass --resume to "
-            "continue it, --overwrite to replace it, or choose another --out"
+            f"{out} already holds a training run ({', '.join(existing)}); pass `resume=True` to "
+            "continue it, `overwrite=True` to replace it, or choose another `out`"
         )
     check_writable(out, "the run")
 

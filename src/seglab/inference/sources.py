@@ -143,7 +143,7 @@ def open_image(path: str | os.PathLike, max_pixels: int | None = None):
                 raise ValueError(
                     f"{path} is a compressed TIFF of {pixels:,} pixels, more than the limit of "
                     f"{pixel_limit(max_pixels):,}; store it uncompressed (read by rows), or raise "
-                    "the limit (--max-pixels)"
+                    "the limit (`max_pixels`)"
                 )
             array = tifffile.imread(path)
             if array.ndim == 3 and array.shape[0] in (3, 4) and array.shape[-1] not in (3, 4):
