@@ -173,14 +173,14 @@ def pixel_features(
 
     Parameters
     ----------
-    image
+    image : ndarray
         gray, RGB or RGBA array (uint8, uint16 or float in [0, 1]).
-    features
+    features : str
         groups joined by ``+``; see the module docstring for each group's units.
-    spatial_weight
+    spatial_weight : float or "auto"
         colour units per pixel of distance for the ``xy`` group, or ``"auto"``
         for 25 / (image diagonal in pixels): crossing the image counts as 25 colour units.
-    weights
+    weights : dict of str to float, optional
         optional extra multipliers per group, e.g. ``{"texture": 0.5}``.
     """
     groups = parse_features(features)

@@ -245,21 +245,21 @@ class KMeansSegmenter(EstimatorMixin):
 
     Parameters
     ----------
-    n_clusters
+    n_clusters : int
         number of clusters K: 5 (a photo's few regions), where :class:`KMeans` takes
         scikit-learn's 8; its other shared parameters have KMeans's defaults.
-    features
+    features : str
         feature spec for :func:`seglab.features.pixel_features`.
-    spatial_weight
+    spatial_weight : float or "auto"
         colour units per pixel of distance (0 ignores position), or "auto"
         (default): 25 / image diagonal, i.e. crossing the image counts as 25 Lab units.
-    min_region_size
+    min_region_size : int
         if > 0, split clusters into connected regions and merge regions smaller
         than this into the neighbour they share most border with; ``labels_`` keeps cluster ids
         (the merged speck takes its neighbour's cluster), ``regions_`` numbers the regions.
-    weights
+    weights : dict of str to float, optional
         extra per-group feature weights (see ``pixel_features``).
-    init, n_init, max_iter, tol, random_state, algorithm, device
+    init, n_init, max_iter, tol, random_state, algorithm, device : as in KMeans
         passed to :class:`KMeans`.
 
     Attributes

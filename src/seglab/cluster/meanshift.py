@@ -152,22 +152,22 @@ class MeanShift(EstimatorMixin):
 
     Parameters
     ----------
-    bandwidth
+    bandwidth : float, optional
         window radius; None estimates it with :func:`estimate_bandwidth`.
-    kernel
+    kernel : {"flat", "epanechnikov", "gaussian"}
         "flat" (default), "epanechnikov" or "gaussian" (see the module docstring).
-    seeds
+    seeds : ndarray of shape (S, D), optional
         (S, D) starting points; default every data point.
-    bin_seeding
+    bin_seeding : bool
         start from the occupied cells of a grid of side ``bandwidth`` instead.
-    min_bin_freq
+    min_bin_freq : int
         with bin_seeding, the fewest points a cell needs to seed.
-    cluster_all
+    cluster_all : bool
         label every point by its nearest mode; if False, points farther than the
         bandwidth from every mode get -1.
-    max_iter
+    max_iter : int
         iteration limit per seed; tol: stop when the shift is below ``tol`` bandwidths.
-    merge_distance
+    merge_distance : float
         modes closer than this, in bandwidths, are one (default 1, scikit-learn's rule). The
         same word as in :class:`~seglab.cluster.MeanShiftSegmenter`, whose modes are compared in
         colour only, so its bandwidth there is the range bandwidth (default 0.5, EDISON's).

@@ -37,30 +37,30 @@ class MeanShiftSegmenter(EstimatorMixin):
 
     Parameters
     ----------
-    spatial_bandwidth
+    spatial_bandwidth : float
         hs, in pixels (EDISON's default 7).
-    range_bandwidth
+    range_bandwidth : float or sequence of float
         hr, in units of the range features (EDISON's default 6.5, for L*u*v*);
         a dict gives one bandwidth per feature group, e.g. ``{"lab": 6.5, "texture": 10}``.
-    kernel
+    kernel : {"flat", "epanechnikov", "gaussian"}
         "flat" (default), "epanechnikov" or "gaussian".
-    features
+    min_region_size : int
+        EDISON's minimum region area M (default 20 pixels).
+    features : str
         the range features (any spec of :func:`seglab.features.pixel_features` without
         ``xy``, which the spatial bandwidth already covers); default "edison", the L*u*v* of
         EDISON (no gamma linearisation), in which hs = 7, hr = 6.5 were tuned.
-    min_region_size
-        EDISON's minimum region area M (default 20 pixels).
-    merge_distance
+    merge_distance : float
         adjacent regions whose modes are closer than this, in bandwidths, are fused: as in
         :class:`~seglab.cluster.MeanShift`, where the modes are compared; here they are compared
         in colour, so in range bandwidths (default 0.5, EDISON's).
-    max_iter, tol
+    max_iter, tol : int, float
         per-pixel iteration limit; a window stops when it moves less than ``tol``, measured in
         pixels and feature units together (EDISON's rule and value, 0.1).
-    max_work
+    max_work : int, optional
         refuse (with the estimated cost) images and bandwidths that would need more than
         this many pixel visits (default 2e10, about a minute here).
-    speedup
+    speedup : {0, 1, 2}
         0 (default): every pixel climbs to its own mode. EDISON's speed-ups, for colour and
         gray features: 1, a window's path takes the pixels it passes over (of similar colour)
         to the same mode, and stops at a pixel whose mode is known; 2, also the pixels of very

@@ -153,13 +153,13 @@ def connected_regions(
 
     Parameters
     ----------
-    labels
+    labels : ndarray of shape (H, W)
         (H, W) integer cluster labels.
-    min_region_size
+    min_region_size : int
         regions with fewer pixels are merged into the neighbour they share the most
         border with, smallest first, until every region has at least ``min_region_size``
         pixels (unless it is the only region).
-    connectivity
+    connectivity : {1, 2}
         1 for 4-connected regions, 2 for 8-connected.
 
     Returns

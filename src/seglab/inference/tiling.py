@@ -163,33 +163,33 @@ def predict_tiled(
     image : array (H, W[, C]), tensor (C, H, W), or path
         uint8 is scaled to [0, 1] (uint16 by 65535) unless ``preprocess`` is given; a gray image
         for a 3-channel model is replicated. TIFF files are read tile by tile.
-    tile, overlap
+    tile, overlap : int or (int, int), float
         Tile side in pixels (or (height, width)), and the fraction of it shared by neighbours
         (0 <= overlap < 1). Images smaller than a tile run as one tile of their own size.
-    batch_size
+    batch_size : int
         Tiles per forward pass.
-    weighting
+    weighting : {"gaussian", "uniform"}
         ``"gaussian"`` or ``"uniform"`` blending inside each tile's interior.
-    output
+    output : {"labels", "probs"}
         ``"labels"``: (H, W) uint8 class map (int32 beyond 256 classes); ``"probs"``: (K, H, W)
         probabilities in ``probs_dtype``.
-    tta
+    tta : sequence, optional
         Test-time augmentation, e.g. ``("hflip", "vflip", (0.75, 1.0, 1.25))``: every
         (scale, flip) pair, probabilities averaged, per tile.
-    preprocess
+    preprocess : callable, optional
         ``preprocess(region) -> (C, h, w)`` float tensor or array, given the raw region
         ((h, w, C) array, or (C, h, w) tensor for tensor input); replaces the [0, 1] scaling.
-    device, amp
+    device, amp : str or torch.device, bool
         Where the model runs (default: where its parameters are) and mixed precision.
-    out
+    out : None, ndarray or path
         None (a new array), an array to fill, or a ``.tif``/``.npy`` path to memory-map.
-    max_memory
+    max_memory : int or str, optional
         Bytes (or "2GB"): refuse, once the first batch tells the class count and before any
         output is allocated, if seglab's own buffers would not fit.
-    align
+    align : int
         Tile starts are multiples of this (the network's output stride; 32 suits seglab's and
         torchvision's models), so each tile sees the pooling grid of the whole image.
-    progress
+    progress : bool
         A progress bar over the tiles.
     """
     t_h, t_w = _pair_positive(tile, "tile")

@@ -83,40 +83,40 @@ def mask_rcnn(
 
     Parameters
     ----------
-    num_classes
+    num_classes : int
         Object classes plus the background (COCO: 91 with torchvision's category ids).
-    backbone
+    backbone : {"resnet18", "resnet34", "resnet50"}
         ``resnet18``, ``resnet34`` or ``resnet50``, each with an FPN.
-    anchor_sizes
+    anchor_sizes : sequence of int, or of sequences of int
         One size per pyramid level (5 levels, strides 4..64), or a tuple of sizes per level.
         Small objects (cells: 8-30 pixels) want e.g. ``(8, 16, 32, 64, 128)``.
-    aspect_ratios
+    aspect_ratios : sequence of float
         Height / width ratios of the anchors, the same at every level.
-    mask_resolution
+    mask_resolution : {28, 56}
         28 (the paper) or 56 (finer masks: RoI Align at 28 x 28, then the head's 2x upsampling).
-    detections_per_img, min_size, max_size
+    detections_per_img, min_size, max_size : int
         Detections kept per image and the internal resize (shorter side to ``min_size`` unless
         the longer would exceed ``max_size``).
-    box_score_threshold
+    box_score_threshold : float
         The detector's own floor on box scores (torchvision's ``box_score_thresh``), before
         non-maximum suppression. Which instances a prediction reports is chosen later, by
         :func:`seglab.instances.predict_instances`'s ``score_threshold`` (0.5). (The name
         ``score_threshold`` here is deprecated: it meant this floor.)
-    image_scale
+    image_scale : float, optional
         Resize every image by this fixed factor instead (``min_size`` / ``max_size`` unused): for
         tiles and images of varying size whose objects have a known pixel size (microscopy), so
         training tiles and whole test images are seen at the same magnification.
-    weights
+    weights : str or path, optional
         A torchvision enum name (``"MaskRCNN_ResNet50_FPN_Weights.COCO_V1"``, needs the file in
         the torch hub cache: nothing is downloaded here) or a local ``.pth`` state dict / seglab
         checkpoint. Layers whose shape differs (the box and mask predictors when the class count
         differs) are re-initialised; their names are in ``model.reinitialized_`` and a warning.
-    weights_backbone
+    weights_backbone : str or path, optional
         ImageNet weights for the ResNet: enum name (``"ResNet50_Weights.IMAGENET1K_V1"``) or a
         local state dict. With any weights, batch norm is frozen, as torchvision does.
-    trainable_backbone_layers
+    trainable_backbone_layers : int, optional
         ResNet stages that learn (0-5); default 3 with weights, 5 from scratch.
-    detector_options
+    **detector_options
         Passed to torchvision's ``MaskRCNN``: e.g. ``rpn_pre_nms_top_n_train``,
         ``rpn_post_nms_top_n_test``, ``box_batch_size_per_image`` (fewer proposals and sampled
         regions make small CPU runs several times faster), ``box_nms_thresh``.
