@@ -65,8 +65,14 @@ class Options:
         return "one of " + ", ".join(repr(v) for v in self.values)
 
 
-_TYPE_WORDS = {int: "an integer", float: "a number", str: "a string", bool: "true or false",
-               list: "a list", dict: "a mapping"}  # fmt: skip
+_TYPE_WORDS = {
+    int: "an integer",
+    float: "a number",
+    str: "a string",
+    bool: "true or false",
+    list: "a list",
+    dict: "a mapping",
+}
 
 
 def _accepts(constraint: Any, value: Any) -> bool:

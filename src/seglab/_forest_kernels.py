@@ -12,12 +12,25 @@ from ._threads import parallel_for
 def forest_proba(X, roots, left, right, feature, threshold, value, out) -> None:
     """Class probabilities of the rows of X (N, F) averaged over the trees, written into out
     (N, C); threads take the rows in ranges."""
-    parallel_for(_forest_proba, X.shape[0], X, roots, left, right, feature, threshold, value, out,
-                 tasks_per_thread=4)  # fmt: skip
+    parallel_for(
+        _forest_proba,
+        X.shape[0],
+        X,
+        roots,
+        left,
+        right,
+        feature,
+        threshold,
+        value,
+        out,
+        tasks_per_thread=4,
+    )
 
 
 @kernel(nogil=True)
-def _forest_proba(X, roots, left, right, feature, threshold, value, out, lo, hi):  # pragma: no cover  # fmt: skip
+def _forest_proba(
+    X, roots, left, right, feature, threshold, value, out, lo, hi
+):  # pragma: no cover
     n_trees, n_classes = roots.shape[0], out.shape[1]
     for i in range(lo, hi):
         for t in range(n_trees):

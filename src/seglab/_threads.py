@@ -3,9 +3,9 @@
 The kernels are compiled serial, with ``nogil=True``, and take a range of work items (chunks of
 points, bands of image rows); :func:`parallel_for` hands out the ranges to a shared pool of
 threads, and since a running kernel holds no GIL the threads run on all cores. Why not
-``prange``: parfors lowering makes numba compile about three times longer (the k-means kernels
-took 28 s to compile with it, 4 s without, measured in a fresh cache), and a user meets that
-cost on the first photo after installing. The ranges are fixed by the number of items and of
+``prange``: parfors lowering multiplies numba's compile time (with it, a first
+``seglab segment`` in a fresh cache spent 28 s compiling the k-means kernels), and a user meets
+that cost on the first photo after installing. The ranges are fixed by the number of items and of
 threads only, so results do not depend on timing.
 
 The number of threads: :func:`set_num_threads`, else the ``SEGLAB_NUM_THREADS`` or

@@ -120,15 +120,29 @@ def benchmark(
             r = segment(image, method, **{**(options or {}), param: value})
             counts = boundary_counts(truths, r.labels, max_dist)
             covered, total = covering_counts(truths, r.labels)
-            records.append({
-                "image": image_path.stem, "value": value, "seconds": round(r.seconds, 4),
-                "n_segments": r.n_segments, "boundary": counts, "covered": covered,
-                "pixels": total, "pri": probabilistic_rand_index(truths, r.labels),
-                "vi": variation_of_information(truths, r.labels),
-            })  # fmt: skip
+            records.append(
+                {
+                    "image": image_path.stem,
+                    "value": value,
+                    "seconds": round(r.seconds, 4),
+                    "n_segments": r.n_segments,
+                    "boundary": counts,
+                    "covered": covered,
+                    "pixels": total,
+                    "pri": probabilistic_rand_index(truths, r.labels),
+                    "vi": variation_of_information(truths, r.labels),
+                }
+            )
     summary = summarise(records, values)
-    data = {"method": method, "param": param, "values": values, "max_dist": max_dist,
-            "images": len(pairs), "summary": summary, "results": records}  # fmt: skip
+    data = {
+        "method": method,
+        "param": param,
+        "values": values,
+        "max_dist": max_dist,
+        "images": len(pairs),
+        "summary": summary,
+        "results": records,
+    }
     io.write_json(Path(out) / "results.json", data)
     _plot(Path(out) / "sweep.png", records, values, method, param)
     return data
@@ -156,15 +170,31 @@ def summarise(records: list[dict], values: Sequence[Any]) -> dict:
     pri_at = [float(np.mean([by[i, v]["pri"] for i in images])) for v in values]
     vi_at = [float(np.mean([by[i, v]["vi"] for i in images])) for v in values]
     return {
-        "boundary_f1": {"ods": max(f_at), "ois": scores_from_counts(total(best_rows, "boundary"))["f1"],
-                        "ods_value": values[int(np.argmax(f_at))], "by_value": f_at},
-        "segmentation_covering": {"ods": max(cov_at), "ois": float(np.mean(cov_best)),
-                                  "ods_value": values[int(np.argmax(cov_at))], "by_value": cov_at},
-        "probabilistic_rand_index": {"ods": max(pri_at), "ois": float(np.mean([max(by[i, v]["pri"] for v in values) for i in images])),
-                                     "ods_value": values[int(np.argmax(pri_at))], "by_value": pri_at},
-        "variation_of_information": {"ods": min(vi_at), "ois": float(np.mean([min(by[i, v]["vi"] for v in values) for i in images])),
-                                     "ods_value": values[int(np.argmin(vi_at))], "by_value": vi_at},
-    }  # fmt: skip
+        "boundary_f1": {
+            "ods": max(f_at),
+            "ois": scores_from_counts(total(best_rows, "boundary"))["f1"],
+            "ods_value": values[int(np.argmax(f_at))],
+            "by_value": f_at,
+        },
+        "segmentation_covering": {
+            "ods": max(cov_at),
+            "ois": float(np.mean(cov_best)),
+            "ods_value": values[int(np.argmax(cov_at))],
+            "by_value": cov_at,
+        },
+        "probabilistic_rand_index": {
+            "ods": max(pri_at),
+            "ois": float(np.mean([max(by[i, v]["pri"] for v in values) for i in images])),
+            "ods_value": values[int(np.argmax(pri_at))],
+            "by_value": pri_at,
+        },
+        "variation_of_information": {
+            "ods": min(vi_at),
+            "ois": float(np.mean([min(by[i, v]["vi"] for v in values) for i in images])),
+            "ods_value": values[int(np.argmin(vi_at))],
+            "by_value": vi_at,
+        },
+    }
 
 
 def _plot(path: Path, records: list[dict], values, method: str, param: str) -> None:
@@ -175,8 +205,11 @@ def _plot(path: Path, records: list[dict], values, method: str, param: str) -> N
 
     summary = summarise(records, values)
     fig, axes = plt.subplots(1, 2, figsize=(9, 3.4))
-    for name, label in (("boundary_f1", "boundary F"), ("segmentation_covering", "covering"),
-                        ("probabilistic_rand_index", "PRI")):  # fmt: skip
+    for name, label in (
+        ("boundary_f1", "boundary F"),
+        ("segmentation_covering", "covering"),
+        ("probabilistic_rand_index", "PRI"),
+    ):
         axes[0].plot(values, summary[name]["by_value"], marker="o", label=label)
     axes[0].set_xlabel(param)
     axes[0].set_ylabel("dataset score (higher is better)")

@@ -218,8 +218,16 @@ def _segment_all(image, runs: dict, models: dict, sliding, progress) -> list[Seg
         results[-1].method = name
     for name, (model, names) in models.items():
         if sliding and isinstance(model, PatchClassifier):
-            results.append(segment(image, "sliding", model=model, class_names=names,
-                                   stride=sliding, progress=progress))  # fmt: skip
+            results.append(
+                segment(
+                    image,
+                    "sliding",
+                    model=model,
+                    class_names=names,
+                    stride=sliding,
+                    progress=progress,
+                )
+            )
             results[-1].method = f"{name}-sliding"
         results.append(segment_with_model(image, model, names, name))
     return results

@@ -41,8 +41,13 @@ import numpy as np
 from ._feature_groups import FEATURE_GROUPS
 from .image import to_float
 
-__all__ = ["FEATURE_GROUPS", "feature_layout", "parse_features", "pixel_features",
-           "resolve_spatial_weight"]  # fmt: skip
+__all__ = [
+    "FEATURE_GROUPS",
+    "feature_layout",
+    "parse_features",
+    "pixel_features",
+    "resolve_spatial_weight",
+]
 
 _TEXTURE_SCALES = (1.0, 2.0, 4.0)
 

@@ -118,8 +118,9 @@ class StrokeSegmenter:
 
         f = self.forest
         out = np.zeros((X.shape[0], self.n_classes), np.float64)
-        forest_proba(X, f["roots"], f["left"], f["right"], f["feature"], f["threshold"],
-                     f["value"], out)  # fmt: skip
+        forest_proba(
+            X, f["roots"], f["left"], f["right"], f["feature"], f["threshold"], f["value"], out
+        )
         return out.reshape(h, w, self.n_classes)
 
     def predict(self, image: Any) -> np.ndarray:
@@ -158,8 +159,10 @@ class StrokeSegmenter:
         return cls(forest, meta)
 
     def __repr__(self) -> str:
-        return (f"StrokeSegmenter(classes={list(self.class_names)}, trees="
-                f"{len(self.forest['roots'])}, samples={self.n_samples})")  # fmt: skip
+        return (
+            f"StrokeSegmenter(classes={list(self.class_names)}, trees="
+            f"{len(self.forest['roots'])}, samples={self.n_samples})"
+        )
 
 
 _FOREST_KEYS = ("roots", "left", "right", "feature", "threshold", "value")
@@ -329,11 +332,17 @@ def labels_to_coco(
         for i, box in enumerate(ndimage.find_objects(parts), start=1):
             mask = parts == i
             y0, y1, x0, x1 = box[0].start, box[0].stop, box[1].start, box[1].stop
-            annotations.append({
-                "id": len(annotations) + 1, "image_id": 1, "category_id": cid,
-                "segmentation": {"size": [h, w], "counts": _rle(mask)},
-                "area": int(mask.sum()), "bbox": [x0, y0, x1 - x0, y1 - y0], "iscrowd": 0,
-            })  # fmt: skip
+            annotations.append(
+                {
+                    "id": len(annotations) + 1,
+                    "image_id": 1,
+                    "category_id": cid,
+                    "segmentation": {"size": [h, w], "counts": _rle(mask)},
+                    "area": int(mask.sum()),
+                    "bbox": [x0, y0, x1 - x0, y1 - y0],
+                    "iscrowd": 0,
+                }
+            )
     return {
         "images": [{"id": 1, "file_name": file_name, "height": h, "width": w}],
         "categories": [{"id": i, "name": n} for i, n in enumerate(class_names, start=1)],

@@ -46,8 +46,15 @@ dl { font-size: 13.5px; } dt { font-weight: 600; margin-top: 6px; } dd { margin:
 .note { color: #5a6275; font-size: 13px; }
 """
 
-_SHOWN = ("adjusted_rand_index", "boundary_f1", "variation_of_information", "pixel_accuracy",
-          "mean_iou", "mask_ap50", "f1_50")  # fmt: skip
+_SHOWN = (
+    "adjusted_rand_index",
+    "boundary_f1",
+    "variation_of_information",
+    "pixel_accuracy",
+    "mean_iou",
+    "mask_ap50",
+    "f1_50",
+)
 _NAMES = {
     "adjusted_rand_index": "adjusted Rand",
     "boundary_f1": "boundary F",
@@ -195,8 +202,10 @@ def write_report(
         body.append(_grid(data, root))
         body.append(f"<h3>Scores and times (mean over {n} image{'s' * (n > 1)})</h3>")
         body.append(_table(rows, columns))
-        body.append('<p class="note">Best of each column in green. Times are the segmentation '
-                    "alone (reading, writing and pictures excluded) on this machine.</p>")  # fmt: skip
+        body.append(
+            '<p class="note">Best of each column in green. Times are the segmentation '
+            "alone (reading, writing and pictures excluded) on this machine.</p>"
+        )
         if has_plot:
             body.append(f'<div class="plot"><img src="{plot}" alt="accuracy against time"></div>')
         body.append("</section>")
@@ -206,9 +215,11 @@ def write_report(
             f"<dt>{html.escape(_NAMES.get(k, k))}</dt><dd>{html.escape(v)}</dd>"
             for k, v in notes.items()
         )
-        body.append(f"<section><h2>How the numbers are computed</h2><dl>{items}</dl>"
-                    "<p class='note'>Truth pixels of value 255 are ignored everywhere. Per-image "
-                    "numbers are in results.json.</p></section>")  # fmt: skip
+        body.append(
+            f"<section><h2>How the numbers are computed</h2><dl>{items}</dl>"
+            "<p class='note'>Truth pixels of value 255 are ignored everywhere. Per-image "
+            "numbers are in results.json.</p></section>"
+        )
     page = (
         '<!doctype html><html lang="en"><head><meta charset="utf-8">'
         '<meta name="viewport" content="width=device-width, initial-scale=1">'

@@ -351,8 +351,9 @@ def segment_with_model(
         counts = np.bincount(labels.ravel(), minlength=len(names))
         info["pixels_per_class"] = {n: int(c) for n, c in zip(names, counts, strict=False)}
     parameters = {k: v for k, v in options.items() if k != "tile" or v != image.shape[:2]}
-    return Segmentation(name, labels, seconds, parameters, info, kind=kind, class_names=names,
-                        instances=found)  # fmt: skip
+    return Segmentation(
+        name, labels, seconds, parameters, info, kind=kind, class_names=names, instances=found
+    )
 
 
 def summary(result: Segmentation, image: np.ndarray, source: str | os.PathLike | None) -> dict:
@@ -479,8 +480,9 @@ def segment_files(
         image = io.read_image(path, max_pixels)
         segment_to_folder(image, folder, method, source=path, progress=progress, **options)
 
-    batch = run_batch(paths, out, write, skip_existing=skip_existing, progress=progress,
-                      desc="segmenting")  # fmt: skip
+    batch = run_batch(
+        paths, out, write, skip_existing=skip_existing, progress=progress, desc="segmenting"
+    )
     return batch.written
 
 

@@ -70,16 +70,20 @@ class Guard:
         host = headers.get("host", "")
         name = host.rsplit(":", 1)[0] if not host.endswith("]") else host
         if allowed is not None and name.lower() not in allowed:
-            return 421, (f"this app answers to {', '.join(sorted(allowed))}, not {host!r}; "
-                         "start it with --host NAME to serve another name")  # fmt: skip
+            return 421, (
+                f"this app answers to {', '.join(sorted(allowed))}, not {host!r}; "
+                "start it with --host NAME to serve another name"
+            )
         limit = self.state.max_bytes + 1_000_000  # the file and its form fields
         try:
             length = int(headers.get("content-length", "0"))
         except ValueError:
             return 400, "the request's Content-Length is not a number"
         if length > limit:
-            return 413, (f"the upload is {length / 1e6:.1f} MB; the limit is "
-                         f"{self.state.max_bytes / 1e6:g} MB")  # fmt: skip
+            return 413, (
+                f"the upload is {length / 1e6:.1f} MB; the limit is "
+                f"{self.state.max_bytes / 1e6:g} MB"
+            )
         return None
 
 

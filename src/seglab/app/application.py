@@ -56,9 +56,15 @@ def build_app(app_state: App):
     return application
 
 
-def serve(host: str = "127.0.0.1", port: int = 7860, runs: str | Path = "runs",
-          max_bytes: int = 20_000_000, max_pixels: int = 25_000_000, ready=None,
-          **options: Any) -> None:  # fmt: skip
+def serve(
+    host: str = "127.0.0.1",
+    port: int = 7860,
+    runs: str | Path = "runs",
+    max_bytes: int = 20_000_000,
+    max_pixels: int = 25_000_000,
+    ready=None,
+    **options: Any,
+) -> None:
     """Run the app until interrupted; the temporary folder is removed when it stops (Ctrl-C,
     SIGTERM, SIGHUP). ``ready(url)`` is called once the server listens (the command line prints
     the address); ``options`` go to :class:`App` (``max_memory``, ``idle_timeout``,

@@ -108,8 +108,18 @@ def _meta(text: Any, top: int) -> tuple[list[str], list[tuple[int, int, int]]]:
     return names, rgb
 
 
-_DEFAULT = [(230, 25, 75), (60, 180, 75), (0, 130, 200), (245, 130, 48), (145, 30, 180),
-            (70, 240, 240), (240, 50, 230), (210, 245, 60), (250, 190, 212), (0, 128, 128)]  # fmt: skip
+_DEFAULT = [
+    (230, 25, 75),
+    (60, 180, 75),
+    (0, 130, 200),
+    (245, 130, 48),
+    (145, 30, 180),
+    (70, 240, 240),
+    (240, 50, 230),
+    (210, 245, 60),
+    (250, 190, 212),
+    (0, 128, 128),
+]
 
 
 def train_and_predict(app: App, session: Session, strokes, names, colours) -> dict:

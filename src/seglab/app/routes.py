@@ -78,12 +78,14 @@ async def config(request):
     from starlette.responses import JSONResponse
 
     app = state(request)
-    return JSONResponse({
-        "samples": app_samples(),
-        "checkpoints": {n: c["model"] for n, c in app.checkpoints.items()},
-        "defaults": _defaults(),
-        "limits": {"bytes": app.max_bytes, "pixels": app.max_pixels, "methods": MAX_METHODS},
-    })  # fmt: skip
+    return JSONResponse(
+        {
+            "samples": app_samples(),
+            "checkpoints": {n: c["model"] for n, c in app.checkpoints.items()},
+            "defaults": _defaults(),
+            "limits": {"bytes": app.max_bytes, "pixels": app.max_pixels, "methods": MAX_METHODS},
+        }
+    )
 
 
 async def upload(request):
@@ -106,8 +108,10 @@ async def upload(request):
         raise Refused("upload an image first, then its truth or mask")
     if array.shape != session.image.shape[:2]:
         h, w = session.image.shape[:2]
-        raise Refused(f"{filename} is {array.shape[1]} x {array.shape[0]} pixels; the image "
-                      f"is {w} x {h}: they must match")  # fmt: skip
+        raise Refused(
+            f"{filename} is {array.shape[1]} x {array.shape[0]} pixels; the image "
+            f"is {w} x {h}: they must match"
+        )
     if what == "mask":
         return JSONResponse(_mask_reply(array))
     session.truth = array
@@ -194,11 +198,17 @@ def _mask_reply(array: np.ndarray) -> dict:
 
     top = int(array.max(initial=0))
     if array.min(initial=0) < 0 or top > MAX_CLASSES:
-        raise Refused(f"the mask holds the value {top}; the page labels classes 1..{MAX_CLASSES} "
-                      "(0 = unlabelled)")  # fmt: skip
+        raise Refused(
+            f"the mask holds the value {top}; the page labels classes 1..{MAX_CLASSES} "
+            "(0 = unlabelled)"
+        )
     data = base64.b64encode(array.astype(np.uint8).tobytes()).decode("ascii")
-    return {"width": int(array.shape[1]), "height": int(array.shape[0]), "classes": top,
-            "data": data}  # fmt: skip
+    return {
+        "width": int(array.shape[1]),
+        "height": int(array.shape[0]),
+        "classes": top,
+        "data": data,
+    }
 
 
 def parse_methods(body: Any, app: App) -> list[dict]:
@@ -236,8 +246,9 @@ def _parameters(method: str, params: dict) -> dict:
     out = {}
     for key, value in params.items():
         if key not in allowed:
-            raise Refused(f"{method} takes no parameter {key!r} here; it takes "
-                          f"{', '.join(allowed)}")  # fmt: skip
+            raise Refused(
+                f"{method} takes no parameter {key!r} here; it takes {', '.join(allowed)}"
+            )
         kind, *bounds = allowed[key]
         if len(bounds) == 3 and value == bounds[2]:
             out[key] = value
@@ -277,15 +288,17 @@ def run_methods(app: App, session: Session, methods: list[dict]) -> list[dict]:
         key = re.sub(r"[^A-Za-z0-9_.-]", "_", r.method)
         write_segmentation(out / key, image, r)
         metrics = score(r, session.truth, None) if session.truth is not None else {}
-        results.append({
-            "method": method,
-            "title": title,
-            "seconds": round(r.seconds, 3),
-            "n_segments": r.n_segments,
-            "overlay": f"{url}/{key}/overlay.png",
-            "labels": f"{url}/{key}/{io.labels_filename(r.labels)}",
-            "metrics": io.json_safe(metrics),
-        })  # fmt: skip
+        results.append(
+            {
+                "method": method,
+                "title": title,
+                "seconds": round(r.seconds, 3),
+                "n_segments": r.n_segments,
+                "overlay": f"{url}/{key}/overlay.png",
+                "labels": f"{url}/{key}/{io.labels_filename(r.labels)}",
+                "metrics": io.json_safe(metrics),
+            }
+        )
     return results
 
 

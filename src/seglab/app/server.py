@@ -94,10 +94,17 @@ class App:
         the loopback names; on a wildcard address every host name is accepted.
     """
 
-    def __init__(self, runs: str | Path = "runs", max_bytes: int = 20_000_000,
-                 max_pixels: int = 25_000_000, *, max_memory: int = 2_000_000_000,
-                 idle_timeout: float = 3600.0, workers: int = 2,
-                 host: str = "127.0.0.1") -> None:  # fmt: skip
+    def __init__(
+        self,
+        runs: str | Path = "runs",
+        max_bytes: int = 20_000_000,
+        max_pixels: int = 25_000_000,
+        *,
+        max_memory: int = 2_000_000_000,
+        idle_timeout: float = 3600.0,
+        workers: int = 2,
+        host: str = "127.0.0.1",
+    ) -> None:
         self.runs = Path(runs)
         self.max_bytes, self.max_pixels = max_bytes, max_pixels
         self.max_memory, self.idle_timeout = max_memory, idle_timeout
@@ -151,8 +158,11 @@ class App:
                     break
                 if sid != session.sid and not self.sessions[sid].lock.locked():
                     total -= self.sessions[sid].nbytes
-                    self._drop(sid, f"your session was closed to make room for newer ones (the "
-                               f"server keeps {self.max_memory / 1e6:.0f} MB of images)")  # fmt: skip
+                    self._drop(
+                        sid,
+                        f"your session was closed to make room for newer ones (the "
+                        f"server keeps {self.max_memory / 1e6:.0f} MB of images)",
+                    )
 
     def _expire(self) -> None:
         now = time.monotonic()

@@ -21,11 +21,14 @@ __all__ = ["UsageError", "build_parser", "main"]
 
 def build_parser() -> Parser:
     """The ``seglab`` parser with every subcommand."""
-    parser = Parser(prog="seglab", formatter_class=_common.RAW,
-                    description="Image segmentation: clustering (k-means, mean-shift), fully "
-                    "convolutional networks and Mask R-CNN.",
-                    epilog="example:\n  seglab segment photo.jpg --k 5 --out results\n\n"
-                    "run 'seglab COMMAND --help' for a command's options.")  # fmt: skip
+    parser = Parser(
+        prog="seglab",
+        formatter_class=_common.RAW,
+        description="Image segmentation: clustering (k-means, mean-shift), fully "
+        "convolutional networks and Mask R-CNN.",
+        epilog="example:\n  seglab segment photo.jpg --k 5 --out results\n\n"
+        "run 'seglab COMMAND --help' for a command's options.",
+    )
     parser.add_argument("--version", action="version", version=f"seglab {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for module in (segment, engine, app):

@@ -71,8 +71,9 @@ def checked_by(module: str, function: str):
 
 def command(sub, name: str, help: str, description: str, examples: str) -> Parser:
     """A subcommand parser with its examples as epilog."""
-    return sub.add_parser(name, help=help, description=description, epilog=examples,
-                          formatter_class=RAW)  # fmt: skip
+    return sub.add_parser(
+        name, help=help, description=description, epilog=examples, formatter_class=RAW
+    )
 
 
 def add_output(p: argparse.ArgumentParser, default_out: str, device: bool = True) -> None:

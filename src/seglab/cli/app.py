@@ -34,8 +34,15 @@ def run_app(args: argparse.Namespace) -> int:
     """Serve the app until a signal stops it."""
     from ..app import serve
 
-    serve(args.host, args.port, args.runs, int(args.max_upload_mb * 1e6), args.max_pixels,
-          ready=lambda url: print(f"seglab: the app is at {url} (Ctrl+C stops it)", flush=True),
-          max_memory=int(args.max_memory_mb * 1e6), idle_timeout=args.idle_minutes * 60,
-          workers=args.workers)  # fmt: skip
+    serve(
+        args.host,
+        args.port,
+        args.runs,
+        int(args.max_upload_mb * 1e6),
+        args.max_pixels,
+        ready=lambda url: print(f"seglab: the app is at {url} (Ctrl+C stops it)", flush=True),
+        max_memory=int(args.max_memory_mb * 1e6),
+        idle_timeout=args.idle_minutes * 60,
+        workers=args.workers,
+    )
     return 0

@@ -15,8 +15,18 @@ examples:
   seglab predict --model mask_rcnn runs/cells/best.pt cells.png --score-threshold 0.6
   torchrun --nnodes 4 --nproc_per_node 8 -m seglab predict runs/qs/best.pt scans/ --out preds
 """
-PREDICT_OPTIONS = ("tile", "overlap", "batch_size", "weighting", "tta", "amp", "score_threshold",
-                   "mask_threshold", "semantic", "max_pixels")  # fmt: skip
+PREDICT_OPTIONS = (
+    "tile",
+    "overlap",
+    "batch_size",
+    "weighting",
+    "tta",
+    "amp",
+    "score_threshold",
+    "mask_threshold",
+    "semantic",
+    "max_pixels",
+)
 
 
 def add_parsers(sub) -> None:
@@ -115,9 +125,17 @@ def run_predict(args: argparse.Namespace) -> int:
     from ..engine import predict
 
     options = c.given(args, PREDICT_OPTIONS)
-    written = predict(args.checkpoint, args.images, args.out, args.device or "auto",
-                      skip_existing=args.skip_existing, recursive=args.recursive,
-                      model_name=args.model, progress=not args.quiet, **options)  # fmt: skip
+    written = predict(
+        args.checkpoint,
+        args.images,
+        args.out,
+        args.device or "auto",
+        skip_existing=args.skip_existing,
+        recursive=args.recursive,
+        model_name=args.model,
+        progress=not args.quiet,
+        **options,
+    )
     c.say(args, f"wrote {len(written)} predictions to {Path(args.out).resolve()}")
     return 0
 

@@ -27,8 +27,15 @@ examples:
 """
 
 # the library parameters each method takes from the options (unset ones keep library defaults)
-KMEANS = ("n_clusters", "features", "spatial_weight", "min_region_size", "random_state", "n_init",
-          "device")  # fmt: skip
+KMEANS = (
+    "n_clusters",
+    "features",
+    "spatial_weight",
+    "min_region_size",
+    "random_state",
+    "n_init",
+    "device",
+)
 MEANSHIFT = ("spatial_bandwidth", "range_bandwidth", "kernel", "features", "min_region_size")
 
 
@@ -146,11 +153,22 @@ def run_bsds(args: argparse.Namespace) -> int:
     """``seglab bsds``: the benchmark's table in a few lines."""
     from ..bsds import benchmark
 
-    data = benchmark(args.root, args.out, args.method, args.param, args.values, split=args.split,
-                     max_dist=args.max_dist, limit=args.limit, progress=not args.quiet)  # fmt: skip
+    data = benchmark(
+        args.root,
+        args.out,
+        args.method,
+        args.param,
+        args.values,
+        split=args.split,
+        max_dist=args.max_dist,
+        limit=args.limit,
+        progress=not args.quiet,
+    )
     for name, s in data["summary"].items():
-        c.say(args, f"{name}: ODS {s['ods']:.3f} ({data['param']}={s['ods_value']}), "
-              f"OIS {s['ois']:.3f}")  # fmt: skip
+        c.say(
+            args,
+            f"{name}: ODS {s['ods']:.3f} ({data['param']}={s['ods_value']}), OIS {s['ois']:.3f}",
+        )
     c.say(args, f"wrote {(Path(args.out) / 'results.json').resolve()}")
     return 0
 
@@ -160,9 +178,16 @@ def run_segment(args: argparse.Namespace) -> int:
     from ..segment import segment_files
 
     options = method_options(args)
-    written = segment_files(args.images, args.out, args.method, skip_existing=args.skip_existing,
-                            recursive=args.recursive, max_pixels=args.max_pixels,
-                            progress=not args.quiet, **options)  # fmt: skip
+    written = segment_files(
+        args.images,
+        args.out,
+        args.method,
+        skip_existing=args.skip_existing,
+        recursive=args.recursive,
+        max_pixels=args.max_pixels,
+        progress=not args.quiet,
+        **options,
+    )
     c.say(args, f"wrote results for {len(written)} images to {Path(args.out).resolve()}")
     return 0
 
@@ -173,9 +198,17 @@ def run_compare(args: argparse.Namespace) -> int:
 
     options = {"kmeans": c.given(args, KMEANS), "meanshift": c.given(args, MEANSHIFT)}
     methods = [m.strip() for m in args.methods.split(",") if m.strip()]
-    compare(args.images, args.out, methods, checkpoints=args.checkpoint, truth=args.truth,
-            instances=args.instances, options=options, device=args.device or "auto",
-            progress=not args.quiet)  # fmt: skip
+    compare(
+        args.images,
+        args.out,
+        methods,
+        checkpoints=args.checkpoint,
+        truth=args.truth,
+        instances=args.instances,
+        options=options,
+        device=args.device or "auto",
+        progress=not args.quiet,
+    )
     c.say(args, f"wrote {(Path(args.out) / 'index.html').resolve()}")
     return 0
 

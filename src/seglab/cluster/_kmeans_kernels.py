@@ -7,7 +7,10 @@ over contiguous memory, compile to SIMD instructions and need no copy. Work is s
 in chunks of ``CHUNK`` points (:func:`seglab._threads.parallel_for`: each kernel is compiled
 serial and runs a range of chunks without the GIL); no N x K distance matrix is ever held. The
 kernels avoid numpy array expressions and reductions along an axis, which cost numba seconds to
-compile: a fresh install compiles the k-means path in about 4 s.
+compile (``benchmarks/startup.py`` measures a first run with an empty cache).
+
+(The kernels' long positional argument lists stay on one line, ``# fmt: skip``: one
+argument a line would make this module half as long again.)
 
 Arithmetic. Distances are sum((x - c)^2) in the data's dtype, never |x|^2 - 2x.c + |c|^2 (which
 cancels for points far from the origin, such as pixel positions). For float32 data the two

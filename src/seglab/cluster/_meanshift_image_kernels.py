@@ -1,6 +1,9 @@
 """Compiled mean-shift kernels for images (numba): every pixel's window climbs in the joint
 spatial-range domain over the padded image; see :mod:`seglab.cluster._meanshift_kernels` for the
-kernels' ids and the window's normalisation."""
+kernels' ids and the window's normalisation.
+
+(The kernels' long positional argument lists stay on one line, ``# fmt: skip``: one
+argument a line would make this module half as long again.)"""
 
 from __future__ import annotations
 

@@ -58,10 +58,27 @@ def _grain(n_seeds: int) -> int:
     return max(1, n_seeds // (16 * get_num_threads()))
 
 
-def shift_points(X, start, order, offsets, cells, kernel, support, max_iter, tol, out, n_iter, counts) -> None:  # fmt: skip
+def shift_points(
+    X, start, order, offsets, cells, kernel, support, max_iter, tol, out, n_iter, counts
+) -> None:
     """Mean-shift the seeds ``start`` on points X with a cell grid: see :func:`_shift_points`."""
-    parallel_for(_shift_points, start.shape[0], X, start, order, offsets, cells, kernel, support,
-                 max_iter, tol, out, n_iter, counts, grain=_grain(start.shape[0]))  # fmt: skip
+    parallel_for(
+        _shift_points,
+        start.shape[0],
+        X,
+        start,
+        order,
+        offsets,
+        cells,
+        kernel,
+        support,
+        max_iter,
+        tol,
+        out,
+        n_iter,
+        counts,
+        grain=_grain(start.shape[0]),
+    )
 
 
 @kernel(nogil=True)
@@ -141,8 +158,20 @@ def _shift_points(
 def shift_points_brute(X, start, kernel, support, max_iter, tol, out, n_iter, counts) -> None:
     """The same iteration as :func:`shift_points`, every seed against every point: the reference
     for tests and the path for high-dimensional data, where a grid no longer helps."""
-    parallel_for(_shift_points_brute, start.shape[0], X, start, kernel, support, max_iter, tol,
-                 out, n_iter, counts, grain=_grain(start.shape[0]))  # fmt: skip
+    parallel_for(
+        _shift_points_brute,
+        start.shape[0],
+        X,
+        start,
+        kernel,
+        support,
+        max_iter,
+        tol,
+        out,
+        n_iter,
+        counts,
+        grain=_grain(start.shape[0]),
+    )
 
 
 @kernel(nogil=True)

@@ -48,9 +48,15 @@ _ALGORITHMS = ("auto", "lloyd", "hamerly")
 
 
 #: the defaults KMeans and KMeansSegmenter share, stated once (a test keeps them equal)
-_SHARED_DEFAULTS: dict[str, Any] = {"init": "k-means++", "n_init": "auto", "max_iter": 300,
-                                    "tol": 1e-4, "random_state": None, "algorithm": "auto",
-                                    "device": "cpu"}  # fmt: skip
+_SHARED_DEFAULTS: dict[str, Any] = {
+    "init": "k-means++",
+    "n_init": "auto",
+    "max_iter": 300,
+    "tol": 1e-4,
+    "random_state": None,
+    "algorithm": "auto",
+    "device": "cpu",
+}
 
 
 class KMeans(EstimatorMixin):

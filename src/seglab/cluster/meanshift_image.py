@@ -153,8 +153,9 @@ class MeanShiftSegmenter(EstimatorMixin):
                 f"about {work:.1e} pixels (~{work / 2e8:.0f} s on 2 cores); lower spatial_bandwidth, "
                 f"downscale the image, or raise max_work"
             )
-        modes, n_iter, scale, nc, lightness = self._climb(image, layout, hs, kernel, max_iter, tol,
-                                                          speedup)  # fmt: skip
+        modes, n_iter, scale, nc, lightness = self._climb(
+            image, layout, hs, kernel, max_iter, tol, speedup
+        )
         pm = modes.reshape(h * w, -1)
         values = pm[:, 2:] * scale  # each pixel's mode in range units
         labels, region_modes, n = fuse_regions(
@@ -212,11 +213,35 @@ class MeanShiftSegmenter(EstimatorMixin):
         rscale2[:nc] = scale**2  # the stopping rule measures shifts in feature units
         if nk == 3:  # EDISON: L* differences count twice in bright windows (L* > 80)
             bright = 80.0 / scale[0] if lightness else np.inf
-            MS.image_modes3(R, w, pad, hs, KERNELS[kernel], SUPPORT[kernel], max_iter, tol,
-                            modes, n_iter, bright, rscale2, speedup)  # fmt: skip
+            MS.image_modes3(
+                R,
+                w,
+                pad,
+                hs,
+                KERNELS[kernel],
+                SUPPORT[kernel],
+                max_iter,
+                tol,
+                modes,
+                n_iter,
+                bright,
+                rscale2,
+                speedup,
+            )
         else:
-            MS.image_modes(R, w, pad, hs, KERNELS[kernel], SUPPORT[kernel], max_iter, tol,
-                           modes, n_iter, rscale2)  # fmt: skip
+            MS.image_modes(
+                R,
+                w,
+                pad,
+                hs,
+                KERNELS[kernel],
+                SUPPORT[kernel],
+                max_iter,
+                tol,
+                modes,
+                n_iter,
+                rscale2,
+            )
         return modes[:, :, : 2 + nc], n_iter, scale, nc, lightness
 
     def fit_predict(self, image: Any, y: Any = None) -> np.ndarray:

@@ -37,10 +37,29 @@ from .registry import register_dataset, split_name
 
 VOC_CLASSES = ClassMap(
     (
-        "background", "aeroplane", "bicycle", "bird", "boat", "bottle", "bus", "car", "cat", "chair", "cow",
-        "diningtable", "dog", "horse", "motorbike", "person", "pottedplant", "sheep", "sofa", "train", "tvmonitor",
+        "background",
+        "aeroplane",
+        "bicycle",
+        "bird",
+        "boat",
+        "bottle",
+        "bus",
+        "car",
+        "cat",
+        "chair",
+        "cow",
+        "diningtable",
+        "dog",
+        "horse",
+        "motorbike",
+        "person",
+        "pottedplant",
+        "sheep",
+        "sofa",
+        "train",
+        "tvmonitor",
     )
-)  # fmt: skip
+)
 CAMVID_CLASSES = ClassMap(
     (
         "sky",
@@ -58,10 +77,27 @@ CAMVID_CLASSES = ClassMap(
 )
 CITYSCAPES_CLASSES = ClassMap(
     (
-        "road", "sidewalk", "building", "wall", "fence", "pole", "traffic light", "traffic sign", "vegetation",
-        "terrain", "sky", "person", "rider", "car", "truck", "bus", "train", "motorcycle", "bicycle",
+        "road",
+        "sidewalk",
+        "building",
+        "wall",
+        "fence",
+        "pole",
+        "traffic light",
+        "traffic sign",
+        "vegetation",
+        "terrain",
+        "sky",
+        "person",
+        "rider",
+        "car",
+        "truck",
+        "bus",
+        "train",
+        "motorcycle",
+        "bicycle",
     )
-)  # fmt: skip
+)
 #: Cityscapes label id -> train id (the 19 evaluated classes); every other id is ignored.
 CITYSCAPES_TRAIN_IDS = {
     7: 0,

@@ -195,10 +195,26 @@ def setup(cfg: dict, resume: bool = False) -> Run:
     steps_per_epoch = math.ceil(len(train_set) / t["batch_size"] / t["grad_accum"])
     scheduler = make_schedule(cfg, optimizer, steps_per_epoch * t["epochs"])
     scaler = torch.amp.GradScaler(device.type, enabled=use_amp)
-    run = Run(cfg=cfg, out=out, device=device, world=world, rank=rank, own_group=own_group,
-              train_set=train_set, val_set=val_set, class_map=class_map, model=model, net=net,
-              criterion=criterion, optimizer=optimizer, scheduler=scheduler, scaler=scaler,
-              use_amp=use_amp, instance=instance, steps_per_epoch=steps_per_epoch)  # fmt: skip
+    run = Run(
+        cfg=cfg,
+        out=out,
+        device=device,
+        world=world,
+        rank=rank,
+        own_group=own_group,
+        train_set=train_set,
+        val_set=val_set,
+        class_map=class_map,
+        model=model,
+        net=net,
+        criterion=criterion,
+        optimizer=optimizer,
+        scheduler=scheduler,
+        scaler=scaler,
+        use_amp=use_amp,
+        instance=instance,
+        steps_per_epoch=steps_per_epoch,
+    )
     if resume:
         _resume(run)
     run.global_step = run.start_epoch * steps_per_epoch

@@ -207,9 +207,14 @@ def predict_tiled(
     groups: dict[int, list[int]] = {}  # batches of same-width tiles (the last may be wider)
     for c, (_, tw, _) in enumerate(cols):
         groups.setdefault(tw, []).append(c)
-    budget = {"tile": max(t_h, t_w), "batch_size": batch_size, "channels": source.channels,
-              "itemsize": np.dtype(probs_dtype).itemsize, "max_memory": max_memory,
-              "image_in_memory": not isinstance(image, (str, os.PathLike))}  # fmt: skip
+    budget = {
+        "tile": max(t_h, t_w),
+        "batch_size": batch_size,
+        "channels": source.channels,
+        "itemsize": np.dtype(probs_dtype).itemsize,
+        "max_memory": max_memory,
+        "image_in_memory": not isinstance(image, (str, os.PathLike)),
+    }
     blend = _Blender(h, w, max(n for _, n, _ in rows), output, out, probs_dtype, budget)
 
     from tqdm.auto import tqdm
@@ -248,8 +253,12 @@ CONSTRAINTS = {
 
 
 def _check_options(overlap, batch_size, weighting, output, align) -> None:
-    validate(dict(overlap=overlap, batch_size=batch_size, weighting=weighting, output=output,
-                  align=align), CONSTRAINTS)  # fmt: skip
+    validate(
+        dict(
+            overlap=overlap, batch_size=batch_size, weighting=weighting, output=output, align=align
+        ),
+        CONSTRAINTS,
+    )
 
 
 def _evaluating(model, device) -> tuple[Any, torch.device, bool]:
@@ -308,11 +317,20 @@ class _Blender:
         """At the first batch the class count is known: check the memory, open the output."""
         b = self.budget
         _check_budget(
-            estimate_memory(self.h, self.w, k, b["tile"], b["batch_size"], b["channels"],
-                            self.output, b["itemsize"], image_in_memory=b["image_in_memory"],
-                            output_in_memory=self.out is None),
+            estimate_memory(
+                self.h,
+                self.w,
+                k,
+                b["tile"],
+                b["batch_size"],
+                b["channels"],
+                self.output,
+                b["itemsize"],
+                image_in_memory=b["image_in_memory"],
+                output_in_memory=self.out is None,
+            ),
             b["max_memory"],
-        )  # fmt: skip
+        )
         if self.output == "labels":
             shape, dtype = (self.h, self.w), (np.uint8 if k <= 256 else np.int32)
         else:

@@ -134,11 +134,13 @@ def mask_rcnn(
     from torchvision.models.detection.backbone_utils import _resnet_fpn_extractor
     from torchvision.ops import MultiScaleRoIAlign
 
-    sizes, ratios = _check_options(num_classes, in_channels, backbone, mask_resolution,
-                                   anchor_sizes, aspect_ratios)  # fmt: skip
+    sizes, ratios = _check_options(
+        num_classes, in_channels, backbone, mask_resolution, anchor_sizes, aspect_ratios
+    )
 
-    trunk, layers = _trunk(backbone, weights is not None, weights_backbone,
-                           trainable_backbone_layers)  # fmt: skip
+    trunk, layers = _trunk(
+        backbone, weights is not None, weights_backbone, trainable_backbone_layers
+    )
     features = _resnet_fpn_extractor(trunk, layers)
     model = MaskRCNN(
         features,
@@ -166,8 +168,9 @@ def mask_rcnn(
     return model
 
 
-def _check_options(num_classes, in_channels, backbone, mask_resolution, anchor_sizes,
-                   aspect_ratios) -> tuple[tuple, tuple]:  # fmt: skip
+def _check_options(
+    num_classes, in_channels, backbone, mask_resolution, anchor_sizes, aspect_ratios
+) -> tuple[tuple, tuple]:
     """The builder's checks; returns the anchor sizes per level and the aspect ratios."""
     if in_channels != 3:
         raise ValueError(

@@ -67,9 +67,15 @@ def register_model(
 
     def wrap(builder: Callable[..., nn.Module]) -> Callable[..., nn.Module]:
         info = ModelInfo(
-            name or builder.__name__, builder, output_stride, inputs, paper, paper_params,
-            paper_classes, {**COMMON_CONSTRAINTS, **(constraints or {})},
-        )  # fmt: skip
+            name or builder.__name__,
+            builder,
+            output_stride,
+            inputs,
+            paper,
+            paper_params,
+            paper_classes,
+            {**COMMON_CONSTRAINTS, **(constraints or {})},
+        )
         register(info)
         return builder
 
@@ -97,8 +103,11 @@ def build(name: str, num_classes: int = 21, in_channels: int = 3, **options: Any
     declared when it registered (a ValueError names the option, what it accepts and what it got).
     """
     info = model_info(name)
-    validate({"num_classes": num_classes, "in_channels": in_channels, **options},
-             info.constraints, where=f"{name}: ")  # fmt: skip
+    validate(
+        {"num_classes": num_classes, "in_channels": in_channels, **options},
+        info.constraints,
+        where=f"{name}: ",
+    )
     known = accepted_options(info.builder)
     unknown = sorted(set(options) - known) if known is not None else []
     if unknown:  # the user's mistake, said here; a TypeError from inside a builder is a bug

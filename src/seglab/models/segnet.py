@@ -134,9 +134,13 @@ _WIDTH = {"width": Interval(float, 0, None, "neither")}
 
 
 @register_model(
-    32, "any H x W (unpooling restores sizes)", "Badrinarayanan et al., TPAMI 2017", 29.5, 21,
+    32,
+    "any H x W (unpooling restores sizes)",
+    "Badrinarayanan et al., TPAMI 2017",
+    29.5,
+    21,
     constraints=_WIDTH,
-)  # fmt: skip
+)
 def segnet(
     num_classes: int = 21, in_channels: int = 3, weights_backbone: Any = None, width: float = 1.0
 ) -> SegNet:
@@ -145,8 +149,14 @@ def segnet(
     return _with_backbone(SegNet(num_classes, in_channels, width), weights_backbone)
 
 
-@register_model(32, "any H x W (unpooling restores sizes)", "Noh, Hong & Han, ICCV 2015", 252.0, 21,
-                constraints=_WIDTH)  # fmt: skip
+@register_model(
+    32,
+    "any H x W (unpooling restores sizes)",
+    "Noh, Hong & Han, ICCV 2015",
+    252.0,
+    21,
+    constraints=_WIDTH,
+)
 def deconvnet(
     num_classes: int = 21, in_channels: int = 3, weights_backbone: Any = None, width: float = 1.0
 ) -> DeconvNet:
