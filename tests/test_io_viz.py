@@ -101,3 +101,19 @@ def test_k_sweep_figure(tmp_path):
     picture = np.asarray(Image.open(tmp_path / "f.png").convert("RGB"))
     assert picture.shape[1] > 100 and picture.std() > 5  # an image was drawn, not a blank page
     assert "12.5" in "".join(t.get_text() for ax in fig.axes for t in [*ax.texts, ax.title])
+
+
+def test_mask_box_is_torchvisions_with_exclusive_ends():
+    import torch
+    from torchvision.ops import masks_to_boxes
+
+    from seglab.image import mask_box
+
+    rng = np.random.default_rng(5)
+    for _ in range(20):
+        mask = np.zeros((17, 23), bool)
+        y, x = rng.integers(0, 17), rng.integers(0, 23)
+        mask[y : y + rng.integers(1, 6), x : x + rng.integers(1, 6)] = True
+        ref = masks_to_boxes(torch.from_numpy(mask)[None])[0].tolist()
+        assert mask_box(mask) == (ref[0], ref[1], ref[2] + 1, ref[3] + 1)
+    assert mask_box(np.zeros((4, 4), bool)) is None

@@ -353,7 +353,6 @@ def _components(result: Segmentation) -> list[np.ndarray]:
 
 
 def _box(mask: np.ndarray) -> tuple[float, float, float, float]:
-    ys, xs = np.nonzero(mask)
-    if not len(ys):
-        return (0.0, 0.0, 0.0, 0.0)
-    return (float(xs.min()), float(ys.min()), float(xs.max() + 1), float(ys.max() + 1))
+    from .image import mask_box
+
+    return tuple(float(v) for v in mask_box(mask) or (0, 0, 0, 0))

@@ -85,3 +85,12 @@ def to_uint8_rgb(image: np.ndarray) -> np.ndarray:
     if out.ndim == 2:
         out = np.repeat(out[:, :, None], 3, axis=2)
     return np.ascontiguousarray(out)
+
+
+def mask_box(mask: np.ndarray) -> tuple[int, int, int, int] | None:
+    """The box (x0, y0, x1, y1) of a 2-d mask's nonzero pixels, ends exclusive (torchvision's and
+    COCO's corner convention), or None for an empty mask. The one place boxes come from masks."""
+    rows, cols = np.nonzero(np.any(mask, axis=1))[0], np.nonzero(np.any(mask, axis=0))[0]
+    if not len(rows):
+        return None
+    return int(cols[0]), int(rows[0]), int(cols[-1]) + 1, int(rows[-1]) + 1

@@ -19,6 +19,7 @@ import torch
 from torch import nn
 
 from ._checks import check_positive_int
+from .image import mask_box
 
 
 @dataclass
@@ -54,10 +55,10 @@ def instances_from_output(
         if score < score_threshold:
             continue
         m = (masks[k, 0] > mask_threshold).cpu().numpy()
-        ys, xs = np.nonzero(m.any(1))[0], np.nonzero(m.any(0))[0]
-        if not len(ys):
+        box = mask_box(m)
+        if box is None:
             continue
-        y0, y1, x0, x1 = ys[0], ys[-1] + 1, xs[0], xs[-1] + 1
+        x0, y0, x1, y1 = box
         found.append(
             Instance(
                 int(out["labels"][k]),

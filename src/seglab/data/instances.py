@@ -28,6 +28,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
+from ..image import mask_box
 from ..io import read_image, read_labels
 from .datasets import IMAGE_SUFFIXES, NUCLEI_SPLITS, ClassMap
 from .registry import register_dataset, split_name, synthetic_args
@@ -39,8 +40,10 @@ def masks_to_target(masks: np.ndarray, labels, image_id: int = 0) -> dict:
     n = len(masks)
     boxes = np.zeros((n, 4), np.float32)
     for i, m in enumerate(masks):
-        ys, xs = np.nonzero(m.any(axis=1))[0], np.nonzero(m.any(axis=0))[0]
-        boxes[i] = (xs[0], ys[0], xs[-1] + 1, ys[-1] + 1)
+        box = mask_box(m)
+        if box is None:
+            raise ValueError(f"instance {i} of image {image_id} has an empty mask; drop it")
+        boxes[i] = box
     return {
         "boxes": torch.from_numpy(boxes).reshape(n, 4),
         "labels": torch.as_tensor(np.asarray(labels, dtype=np.int64)).reshape(n),
