@@ -17,6 +17,8 @@ import pytest
 
 import seglab
 
+pytestmark = pytest.mark.slow  # each child compiles a kernel in an empty cache
+
 PACKAGE = Path(seglab.__file__).parent
 
 CHILD = """
