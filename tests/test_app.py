@@ -419,3 +419,13 @@ def test_labelling_in_a_real_browser(server, browser, tmp_path):
     filled = np.array(page.evaluate("Array.from(L.labels)")).reshape(192, 256) == 2
     assert not filled[~square].any()  # one segment of the square, nothing outside it
     page.close()
+
+
+def test_the_kernels_are_prepared_when_the_app_starts(server):
+    from seglab import segment
+
+    _, state = server
+    assert state.warming is not None
+    state.warming.result(timeout=300)
+    for method in ("kmeans", "meanshift"):  # the app's own warm-up: uint8 RGB, defaults
+        assert (method, "|u1", (3,), ()) in segment._WARM

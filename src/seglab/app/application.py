@@ -24,6 +24,9 @@ def build_app(app_state: App):
 
     @contextlib.asynccontextmanager
     async def lifespan(application):
+        # the clustering kernels load (or, on a first run, compile) while the user picks an
+        # image, so that the first Run does not wait for them
+        app_state.warming = app_state.pool.submit(prepare_kernels)
         try:
             yield
         finally:
@@ -54,6 +57,20 @@ def build_app(app_state: App):
     )
     application.state.seglab = app_state
     return application
+
+
+def prepare_kernels() -> None:
+    """Run k-means and mean-shift once on a tiny colour image (:func:`seglab.segment.warm_up`)."""
+    import numpy as np
+
+    from ..segment import warm_up
+
+    tiny = np.zeros((12, 12, 3), np.uint8)
+    for method in ("kmeans", "meanshift"):
+        try:
+            warm_up(tiny, method, {})
+        except Exception:  # a warm-up is a courtesy: the Run reports any real problem
+            logger.debug("warming up %s failed", method, exc_info=True)
 
 
 def serve(

@@ -27,7 +27,7 @@ import tempfile
 import threading
 import time
 from collections import OrderedDict
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -115,6 +115,7 @@ class App:
         self.checkpoints = find_checkpoints(self.runs)
         self.models: dict[str, Any] = {}
         self.pool = ThreadPoolExecutor(workers, thread_name_prefix="seglab-run")
+        self.warming: Future | None = None  # the kernels' warm-up, started with the app
         self._guard = threading.Lock()
         atexit.register(self.close)
 
