@@ -311,9 +311,8 @@ def _hamerly_step(XT, centers, c64, R, A, labels, key, decrement, half_sep, dsum
                     src = XT
                     off = start
                 else:
-                    lanes = min(
-                        BLOCK, (count + 15) // 16 * 16
-                    )  # whole SIMD vectors: no scalar tail
+                    # whole SIMD vectors: no scalar tail
+                    lanes = min(BLOCK, (count + 15) // 16 * 16)
                     for f in range(d):
                         for p in range(count):
                             buf[f, p] = XT[f, start + todo[p]]
