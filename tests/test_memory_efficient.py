@@ -50,7 +50,9 @@ def _saved_bytes(model, x) -> int:
     return total
 
 
-@pytest.mark.parametrize("name", ["fc_densenet56", "fc_densenet103"])
+@pytest.mark.parametrize(
+    "name", ["fc_densenet56", pytest.param("fc_densenet103", marks=pytest.mark.slow)]
+)
 def test_saves_at_most_half_the_activations(name):
     plain, lean = _pair(name)
     x = torch.randn(1, 3, 64, 64)

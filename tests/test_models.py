@@ -50,7 +50,10 @@ def test_registry_lists_every_model():
     assert sorted([*NAMES, "mask_rcnn", "patch_classifier"]) == list_models()
 
 
-@pytest.mark.parametrize("name", NAMES)
+# the FC-DenseNets take a second each: in the whole suite, not the fast subset
+@pytest.mark.parametrize(
+    "name", [pytest.param(n, marks=pytest.mark.slow) if "densenet" in n else n for n in NAMES]
+)
 def test_output_is_input_size_for_odd_sizes(name):
     model = build(name, num_classes=3, **THIN[name]).eval()
     with torch.no_grad():
