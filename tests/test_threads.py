@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from seglab import _threads
-from seglab._threads import get_num_threads, parallel_for, set_num_threads, split
+from seglab._threads import get_num_threads, parallel_for, run_all, set_num_threads, split
 
 
 @pytest.fixture
@@ -104,3 +104,20 @@ def test_kmeans_does_not_depend_on_the_number_of_threads(threads):
         np.testing.assert_array_equal(labels, runs[0][0])
         np.testing.assert_array_equal(centers, runs[0][1])
         assert inertia == runs[0][2] and n_iter == runs[0][3]
+
+
+def test_work_started_from_a_pool_thread_runs_there(threads):
+    threads(2)
+    seen = []
+
+    def inner(lo, hi):
+        seen.append(threading.current_thread().name)
+
+    def outer():  # a task of the pool that itself asks for parallel work: no deadlock
+        parallel_for(inner, 8, tasks_per_thread=2)
+        parallel_for(inner, 8, grain=1)
+        return "done"
+
+    assert run_all([lambda: None, outer, outer]) == [None, "done", "done"]
+    assert len(seen) == 2 * (4 + 8)  # every range, each run on the pool thread that asked
+    assert all(name.startswith("seglab-kernel") for name in seen)

@@ -65,11 +65,20 @@ def set_num_threads(n: int) -> None:
         _n_threads = n
 
 
+def _serial() -> bool:
+    """One thread, or already on a pool thread: a task that waited on tasks queued behind it
+    would never finish, so work from inside the pool runs where it is."""
+    return get_num_threads() == 1 or threading.current_thread().name.startswith(_PREFIX)
+
+
+_PREFIX = "seglab-kernel"
+
+
 def _get_pool() -> ThreadPoolExecutor:
     global _pool
     with _lock:
         if _pool is None:
-            _pool = ThreadPoolExecutor(get_num_threads(), thread_name_prefix="seglab-kernel")
+            _pool = ThreadPoolExecutor(get_num_threads(), thread_name_prefix=_PREFIX)
         return _pool
 
 
@@ -104,9 +113,9 @@ def parallel_for(
     and the list holds None)."""
     threads = get_num_threads()
     if grain is not None:
-        return _dynamic(kernel, n_items, args, threads, grain)
+        return _dynamic(kernel, n_items, args, 1 if _serial() else threads, grain)
     ranges = split(n_items, threads * tasks_per_thread)
-    if threads == 1 or len(ranges) <= 1:
+    if _serial() or len(ranges) <= 1:
         return [kernel(*args, lo, hi) for lo, hi in ranges]
     pool = _get_pool()
     futures = [pool.submit(kernel, *args, lo, hi) for lo, hi in ranges[1:]]
@@ -143,7 +152,7 @@ def run_all(tasks: list[Callable[[], Any]]) -> list[Any]:
     (encoding pictures, say); returns their results in order, or raises the first error. If the
     caller is interrupted, calls not yet started are cancelled and running ones finished before
     the interruption goes on, so none writes after its caller has cleaned up."""
-    if get_num_threads() == 1 or len(tasks) <= 1:
+    if _serial() or len(tasks) <= 1:
         return [task() for task in tasks]
     futures = [_get_pool().submit(task) for task in tasks[1:]]
     try:
