@@ -211,37 +211,12 @@ class MeanShiftSegmenter(EstimatorMixin):
         lightness = layout[0][0] in ("edison", "luv", "lab", "gray")  # first channel is L*
         rscale2 = np.ones(nk)
         rscale2[:nc] = scale**2  # the stopping rule measures shifts in feature units
+        climb = (R, w, pad, hs, KERNELS[kernel], SUPPORT[kernel], max_iter, tol, modes, n_iter)
         if nk == 3:  # EDISON: L* differences count twice in bright windows (L* > 80)
             bright = 80.0 / scale[0] if lightness else np.inf
-            MS.image_modes3(
-                R,
-                w,
-                pad,
-                hs,
-                KERNELS[kernel],
-                SUPPORT[kernel],
-                max_iter,
-                tol,
-                modes,
-                n_iter,
-                bright,
-                rscale2,
-                speedup,
-            )
+            MS.image_modes3(*climb, bright, rscale2, speedup)
         else:
-            MS.image_modes(
-                R,
-                w,
-                pad,
-                hs,
-                KERNELS[kernel],
-                SUPPORT[kernel],
-                max_iter,
-                tol,
-                modes,
-                n_iter,
-                rscale2,
-            )
+            MS.image_modes(*climb, rscale2)
         return modes[:, :, : 2 + nc], n_iter, scale, nc, lightness
 
     def fit_predict(self, image: Any, y: Any = None) -> np.ndarray:
