@@ -24,7 +24,7 @@ PACKAGE = Path(seglab.__file__).parent
 CHILD = """
 import numpy as np
 from seglab.cluster import label_regions
-from seglab.cluster._region_kernels import _connect
+from seglab.cluster._region_numba import _connect
 regions, n = label_regions(np.array([[1, 1, 2], [2, 2, 1]]))
 assert n == 4, n
 print(_connect._cache._cache_path)

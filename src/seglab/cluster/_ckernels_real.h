@@ -1,0 +1,353 @@
+/* The k-means kernels of _ckernels.c for one floating type: included twice, with REAL float
+ * and SFX(name) name##_f32, then with REAL double and SFX(name) name##_f64.
+ *
+ * Each function is the C twin of the numba kernel of the same name in _kmeans_numba.py, with the
+ * same loops in the same order and the same arithmetic (no contraction into FMA: the build
+ * passes -ffp-contract=off), so the labels, sums and inertia are the same bits. Arrays are
+ * C-contiguous: XT is (d, n), centres (k, d), per-chunk results (n_chunks, ...). */
+
+static ALWAYS_INLINE void SFX(nearest_two)(
+    const REAL *restrict src, Py_ssize_t stride, Py_ssize_t off, Py_ssize_t m,
+    const REAL *restrict centers, const double *restrict c64, int k, int d, double R, double A,
+    REAL *restrict b1, REAL *restrict b2, int32_t *restrict bk, REAL *restrict dist)
+{
+    for (Py_ssize_t q = 0; q < m; q++) {
+        b1[q] = (REAL)INFINITY;
+        b2[q] = (REAL)INFINITY;
+        bk[q] = 0;
+    }
+    for (int j = 0; j < k; j++) {
+        const REAL *restrict row = src + off;
+        REAL cf = centers[(Py_ssize_t)j * d];
+        for (Py_ssize_t q = 0; q < m; q++) {
+            REAL t = row[q] - cf;
+            dist[q] = t * t;
+        }
+        for (int f = 1; f < d - 1; f++) {
+            row = src + f * stride + off;
+            cf = centers[(Py_ssize_t)j * d + f];
+            for (Py_ssize_t q = 0; q < m; q++) {
+                REAL t = row[q] - cf;
+                dist[q] += t * t;
+            }
+        }
+        if (d == 1) {
+            for (Py_ssize_t q = 0; q < m; q++) {
+                REAL dq = dist[q];
+                REAL hi = dq > b1[q] ? dq : b1[q];
+                b2[q] = hi < b2[q] ? hi : b2[q];
+                int closer = dq < b1[q];
+                bk[q] = closer ? j : bk[q];
+                b1[q] = closer ? dq : b1[q];
+            }
+        } else {
+            row = src + (Py_ssize_t)(d - 1) * stride + off;
+            cf = centers[(Py_ssize_t)j * d + d - 1];
+            for (Py_ssize_t q = 0; q < m; q++) {
+                REAL t = row[q] - cf;
+                REAL dq = dist[q] + t * t;
+                REAL hi = dq > b1[q] ? dq : b1[q];
+                b2[q] = hi < b2[q] ? hi : b2[q];
+                int closer = dq < b1[q];
+                bk[q] = closer ? j : bk[q];
+                b1[q] = closer ? dq : b1[q];
+            }
+        }
+    }
+    if (R == 0.0 && A == 0.0)
+        return;
+    Py_ssize_t n_close = 0;
+    for (Py_ssize_t q = 0; q < m; q++) {
+        double lo = (double)b1[q], hi = (double)b2[q];
+        n_close += hi - lo <= error_bound(lo, R, A) + error_bound(hi, R, A);
+    }
+    if (n_close == 0)
+        return;
+    for (Py_ssize_t q = 0; q < m; q++) {
+        double lo = (double)b1[q], hi = (double)b2[q];
+        if (hi - lo <= error_bound(lo, R, A) + error_bound(hi, R, A)) {
+            double best = INFINITY;
+            for (int j = 0; j < k; j++) {
+                double s = 0.0;
+                for (int f = 0; f < d; f++) {
+                    double t = (double)src[f * stride + off + q] - c64[(Py_ssize_t)j * d + f];
+                    s += t * t;
+                }
+                if (s < best) {
+                    best = s;
+                    bk[q] = j;
+                }
+            }
+        }
+    }
+}
+
+static ALWAYS_INLINE void SFX(new_keys)(
+    const REAL *restrict b1, const REAL *restrict b2, const int32_t *restrict bk, Py_ssize_t m,
+    const double *restrict half_sep, const double *restrict decrement, int k, double R, double A,
+    float *restrict out, double *restrict sep, double *restrict dec)
+{
+    for (int j = 0; j < k; j++) {
+        double s_j = half_sep[j], d_j = decrement[j];
+        for (Py_ssize_t q = 0; q < m; q++) {
+            int mine = bk[q] == j;
+            sep[q] = mine ? s_j : sep[q];
+            dec[q] = mine ? d_j : dec[q];
+        }
+    }
+    double widen_up = 1.0 + 2.0 * R, widen_down = 1.0 - 2.0 * R;
+    for (Py_ssize_t q = 0; q < m; q++) {
+        double upper = sqrt((double)b1[q]) * widen_up + 4.0 * A;
+        double lower = sqrt((double)b2[q]) * widen_down - 4.0 * A;
+        double low = lower > sep[q] ? lower : sep[q];
+        out[q] = round_down(low - upper + dec[q]);
+    }
+}
+
+static ALWAYS_INLINE void SFX(add_sums)(
+    const REAL *restrict src, Py_ssize_t stride, Py_ssize_t off, Py_ssize_t m,
+    const int32_t *restrict bk, int k, int d, double *restrict sums, int64_t *restrict counts)
+{
+    for (int j = 0; j < k; j++) {
+        Py_ssize_t n_j = 0;
+        for (Py_ssize_t q = 0; q < m; q++)
+            n_j += bk[q] == j;
+        if (n_j == 0)
+            continue;
+        counts[j] += n_j;
+        for (int f = 0; f < d; f++) {
+            const REAL *restrict row = src + f * stride + off;
+            double acc = 0.0;
+            for (Py_ssize_t q = 0; q < m; q++)
+                acc += bk[q] == j ? (double)row[q] : 0.0;
+            sums[(Py_ssize_t)j * d + f] += acc;
+        }
+    }
+}
+
+static ALWAYS_INLINE void SFX(add_sqdist)(
+    const REAL *restrict XT, Py_ssize_t n, int d, Py_ssize_t start, Py_ssize_t m,
+    const double *restrict centers, int k, const int32_t *restrict labels, double *restrict cf,
+    double *restrict acc)
+{
+    const int32_t *restrict lab = labels + start;
+    for (int f = 0; f < d; f++) {
+        for (int j = 0; j < k; j++) {
+            double v = centers[(Py_ssize_t)j * d + f];
+            for (Py_ssize_t q = 0; q < m; q++)
+                cf[q] = lab[q] == j ? v : cf[q];
+        }
+        const REAL *restrict row = XT + f * n + start;
+        for (Py_ssize_t q = 0; q < m; q++) {
+            double t = (double)row[q] - cf[q];
+            acc[q] += t * t;
+        }
+    }
+}
+
+typedef struct {
+    double acc[BLOCK], sep[BLOCK], dec[BLOCK];
+    REAL b1[BLOCK], b2[BLOCK], dist[BLOCK];
+    int32_t bk[BLOCK], todo[BLOCK];
+    float kb[BLOCK];
+} SFX(Scratch);
+
+SIMD_CLONES static void SFX(prepare)(
+    const REAL *restrict X, REAL *restrict XT, Py_ssize_t n, int d, double *restrict shift,
+    double *restrict s, double *restrict ss, int64_t *restrict bad, Py_ssize_t c_lo,
+    Py_ssize_t c_hi)
+{
+    for (Py_ssize_t c = c_lo; c < c_hi; c++) {
+        Py_ssize_t start = c * CHUNK, stop = start + CHUNK < n ? start + CHUNK : n;
+        double *sh = shift + c * d, *sc = s + c * d, *ssc = ss + c * d;
+        for (int f = 0; f < d; f++)
+            sh[f] = (double)X[start * d + f];
+        for (Py_ssize_t i = start; i < stop; i++) {
+            for (int f = 0; f < d; f++) {
+                REAL v = X[i * d + f];
+                XT[f * n + i] = v;
+                double t = (double)v - sh[f];
+                sc[f] += t;
+                ssc[f] += t * t;
+            }
+        }
+        double total = 0.0;
+        for (int f = 0; f < d; f++)
+            total += sc[f] + ssc[f];
+        if (!isfinite(total))
+            for (int f = 0; f < d; f++)
+                for (Py_ssize_t i = start; i < stop; i++)
+                    bad[c] += !isfinite(XT[f * n + i]);
+    }
+}
+
+SIMD_CLONES static void SFX(assign)(
+    const REAL *restrict XT, Py_ssize_t n, int d, const REAL *restrict centers,
+    const double *restrict c64, int k, double R, double A, int32_t *restrict labels,
+    float *restrict key, int with_key, const double *restrict half_sep, int want_sums,
+    double *restrict psums, int64_t *restrict pcounts, int64_t *restrict pchanged,
+    const double *restrict zero, SFX(Scratch) *restrict w, Py_ssize_t c_lo, Py_ssize_t c_hi)
+{
+    for (Py_ssize_t c = c_lo; c < c_hi; c++) {
+        Py_ssize_t stop = (c + 1) * CHUNK < n ? (c + 1) * CHUNK : n;
+        for (Py_ssize_t start = c * CHUNK; start < stop; start += BLOCK) {
+            Py_ssize_t m = (start + BLOCK < n ? start + BLOCK : n) - start;
+            SFX(nearest_two)(XT, n, start, m, centers, c64, k, d, R, A, w->b1, w->b2, w->bk,
+                             w->dist);
+            int64_t changed = 0;
+            for (Py_ssize_t q = 0; q < m; q++) {
+                changed += labels[start + q] != w->bk[q];
+                labels[start + q] = w->bk[q];
+            }
+            pchanged[c] += changed;
+            if (with_key) {
+                SFX(new_keys)(w->b1, w->b2, w->bk, m, half_sep, zero, k, R, A, w->kb, w->sep,
+                              w->dec);
+                for (Py_ssize_t q = 0; q < m; q++)
+                    key[start + q] = w->kb[q];
+            }
+            if (want_sums)
+                SFX(add_sums)(XT, n, start, m, w->bk, k, d, psums + c * k * d, pcounts + c * k);
+        }
+    }
+}
+
+SIMD_CLONES static void SFX(hamerly_step)(
+    const REAL *restrict XT, Py_ssize_t n, int d, const REAL *restrict centers,
+    const double *restrict c64, int k, double R, double A, int32_t *restrict labels,
+    float *restrict key, const double *restrict decrement, const double *restrict half_sep,
+    double *restrict dsums, int64_t *restrict dcounts, int64_t *restrict pchanged,
+    double *restrict pinertia, int with_inertia, SFX(Scratch) *restrict w, REAL *restrict buf,
+    Py_ssize_t c_lo, Py_ssize_t c_hi)
+{
+    for (Py_ssize_t c = c_lo; c < c_hi; c++) {
+        for (int q = 0; q < BLOCK; q++)
+            w->acc[q] = 0.0;
+        Py_ssize_t stop = (c + 1) * CHUNK < n ? (c + 1) * CHUNK : n;
+        for (Py_ssize_t start = c * CHUNK; start < stop; start += BLOCK) {
+            Py_ssize_t m = (start + BLOCK < n ? start + BLOCK : n) - start;
+            Py_ssize_t count = 0;
+            for (Py_ssize_t q = 0; q < m; q++) {
+                w->todo[count] = (int32_t)q;
+                count += key[start + q] < decrement[labels[start + q]];
+            }
+            if (count > 0) {
+                const REAL *src;
+                Py_ssize_t stride, off, lanes;
+                if (4 * count >= m) { /* dense: recompute the whole block where it lies */
+                    for (Py_ssize_t q = 0; q < m; q++)
+                        w->todo[q] = (int32_t)q;
+                    count = m;
+                    lanes = m;
+                    src = XT;
+                    stride = n;
+                    off = start;
+                } else { /* whole SIMD vectors: no scalar tail */
+                    lanes = (count + 15) / 16 * 16;
+                    if (lanes > BLOCK)
+                        lanes = BLOCK;
+                    for (int f = 0; f < d; f++) {
+                        for (Py_ssize_t p = 0; p < count; p++)
+                            buf[f * BLOCK + p] = XT[f * n + start + w->todo[p]];
+                        for (Py_ssize_t p = count; p < lanes; p++)
+                            buf[f * BLOCK + p] = 0;
+                    }
+                    src = buf;
+                    stride = BLOCK;
+                    off = 0;
+                }
+                SFX(nearest_two)(src, stride, off, lanes, centers, c64, k, d, R, A, w->b1, w->b2,
+                                 w->bk, w->dist);
+                SFX(new_keys)(w->b1, w->b2, w->bk, lanes, half_sep, decrement, k, R, A, w->kb,
+                              w->sep, w->dec);
+                for (Py_ssize_t p = 0; p < count; p++) {
+                    Py_ssize_t i = start + w->todo[p];
+                    int32_t a = labels[i], j = w->bk[p];
+                    key[i] = w->kb[p];
+                    if (j != a) {
+                        pchanged[c] += 1;
+                        labels[i] = j;
+                        dcounts[c * k + a] -= 1;
+                        dcounts[c * k + j] += 1;
+                        for (int f = 0; f < d; f++) {
+                            REAL x = src[f * stride + off + p];
+                            dsums[(c * k + a) * d + f] -= x;
+                            dsums[(c * k + j) * d + f] += x;
+                        }
+                    }
+                }
+            }
+            if (with_inertia)
+                SFX(add_sqdist)(XT, n, d, start, m, c64, k, labels, w->sep, w->acc);
+        }
+        if (with_inertia) {
+            double total = 0.0;
+            for (int q = 0; q < BLOCK; q++)
+                total += w->acc[q];
+            pinertia[c] = total;
+        }
+    }
+}
+
+SIMD_CLONES static void SFX(inertia)(
+    const REAL *restrict XT, Py_ssize_t n, int d, const double *restrict centers, int k,
+    const int32_t *restrict labels, double *restrict partial, SFX(Scratch) *restrict w,
+    Py_ssize_t c_lo, Py_ssize_t c_hi)
+{
+    for (Py_ssize_t c = c_lo; c < c_hi; c++) {
+        for (int q = 0; q < BLOCK; q++)
+            w->acc[q] = 0.0;
+        Py_ssize_t stop = (c + 1) * CHUNK < n ? (c + 1) * CHUNK : n;
+        for (Py_ssize_t start = c * CHUNK; start < stop; start += BLOCK) {
+            Py_ssize_t m = (start + BLOCK < n ? start + BLOCK : n) - start;
+            SFX(add_sqdist)(XT, n, d, start, m, centers, k, labels, w->sep, w->acc);
+        }
+        double total = 0.0;
+        for (int q = 0; q < BLOCK; q++)
+            total += w->acc[q];
+        partial[c] = total;
+    }
+}
+
+SIMD_CLONES static void SFX(sqdist_to_assigned)(
+    const REAL *restrict XT, Py_ssize_t n, int d, const double *restrict centers,
+    const int32_t *restrict labels, double *restrict out, Py_ssize_t c_lo, Py_ssize_t c_hi)
+{
+    for (Py_ssize_t c = c_lo; c < c_hi; c++) {
+        Py_ssize_t stop = (c + 1) * CHUNK < n ? (c + 1) * CHUNK : n;
+        for (int f = 0; f < d; f++)
+            for (Py_ssize_t i = c * CHUNK; i < stop; i++) {
+                double t = (double)XT[f * n + i] - centers[(Py_ssize_t)labels[i] * d + f];
+                out[i] += t * t;
+            }
+    }
+}
+
+SIMD_CLONES static void SFX(min_sqdist_update)(
+    const REAL *restrict XT, Py_ssize_t n, int d, const double *restrict point,
+    const double *restrict closest, double *restrict out, double *restrict partial,
+    Py_ssize_t c_lo, Py_ssize_t c_hi)
+{
+    for (Py_ssize_t c = c_lo; c < c_hi; c++) {
+        Py_ssize_t start = c * CHUNK, stop = start + CHUNK < n ? start + CHUNK : n;
+        double *restrict dist = out + start;
+        Py_ssize_t m = stop - start;
+        for (Py_ssize_t q = 0; q < m; q++)
+            dist[q] = 0.0;
+        for (int f = 0; f < d; f++) {
+            double p = point[f];
+            const REAL *restrict row = XT + f * n + start;
+            for (Py_ssize_t q = 0; q < m; q++) {
+                double t = (double)row[q] - p;
+                dist[q] += t * t;
+            }
+        }
+        double acc = 0.0;
+        for (Py_ssize_t q = 0; q < m; q++) {
+            double v = dist[q] < closest[start + q] ? dist[q] : closest[start + q];
+            dist[q] = v;
+            acc += v;
+        }
+        partial[c] = acc;
+    }
+}
