@@ -14,7 +14,10 @@ GCC_LIKE = sys.platform != "win32"
 extension = Extension(
     "seglab.cluster._ckernels",
     sources=["src/seglab/cluster/_ckernels.c"],
-    depends=["src/seglab/cluster/_ckernels_real.h"],
+    depends=[
+        "src/seglab/cluster/_ckernels_real.h",
+        "src/seglab/cluster/_ckernels_meanshift.h",
+    ],
     # -ffp-contract=off: no fused multiply-add, so the results are the bits of the numba kernels;
     # -fno-math-errno lets sqrt vectorise (it changes no result)
     extra_compile_args=["-O3", "-ffp-contract=off", "-fno-math-errno", "-std=c11"]

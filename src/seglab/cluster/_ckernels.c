@@ -1,9 +1,9 @@
-/* seglab.cluster._ckernels: the k-means kernels and the region flood fill, compiled when the
- * package is built (setup.py), so that the default path needs no compiler at run time and no
- * numba at all: the first run is as fast as the hundredth.
+/* seglab.cluster._ckernels: the k-means kernels, the region flood fill and the colour mean-shift,
+ * compiled when the package is built (setup.py), so that the clustering needs no compiler at run
+ * time and no numba at all: the first run is as fast as the hundredth.
  *
  * Every function takes the same arguments as the numba kernel of the same name
- * (_kmeans_numba.py, _region_numba.py): numpy arrays (read through the buffer protocol, checked
+ * (_kmeans_numba.py, _region_numba.py, _meanshift_image_numba.py): numpy arrays (read through the buffer protocol, checked
  * for dimensions, type and contiguity), numbers, and the range of chunks [c_lo, c_hi) to work on.
  * The work runs without the GIL, so seglab._threads runs ranges on several threads at once.
  * Where GCC or Clang can, the hot functions are compiled for AVX-512, AVX2 and plain x86-64,
@@ -53,6 +53,8 @@ static ALWAYS_INLINE float round_down(double x)
 #include "_ckernels_real.h"
 #undef REAL
 #undef SFX
+
+#include "_ckernels_meanshift.h"
 
 /* ---- the flood fill (_region_numba._connect) ---- */
 
@@ -422,6 +424,58 @@ fail:
     return NULL;
 }
 
+static PyObject *py_modes3(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
+{
+    if (check_nargs(nargs, 15, "_modes3") < 0)
+        return NULL;
+    Views V = {.n = 0};
+    Py_ssize_t sr[3], sm[3], sn[2], sq[1];
+    ARRAY(R, const float, 0, 3, 'f', 0, sr)
+    Climb K = {.R = R, .h = sr[1], .wp = sr[2]};
+    K.w = PyLong_AsSsize_t(args[1]);
+    K.pad = PyLong_AsSsize_t(args[2]);
+    K.hs = PyFloat_AsDouble(args[3]);
+    long kernel = PyLong_AsLong(args[4]), speedup = PyLong_AsLong(args[5]);
+    K.support = PyFloat_AsDouble(args[6]);
+    K.max_iter = (int)PyLong_AsLong(args[7]);
+    K.tol = PyFloat_AsDouble(args[8]);
+    ARRAY(modes, double, 9, 3, 'd', 1, sm)
+    ARRAY(n_iter, int64_t, 10, 2, 'q', 1, sn)
+    K.bright = PyFloat_AsDouble(args[11]);
+    ARRAY(rscale2, const double, 12, 1, 'd', 0, sq)
+    RANGE(13)
+    if (PyErr_Occurred())
+        goto fail;
+    K.modes = modes;
+    K.n_iter = n_iter;
+    K.rscale2 = rscale2;
+    if (sr[0] != 3 || kernel < 0 || kernel > 2 || speedup < 0 || speedup > 2 || sm[0] != K.h ||
+        sm[1] != K.w || sm[2] != 5 || sn[0] != K.h || sn[1] != K.w || sq[0] < 3 ||
+        K.wp != K.w + 2 * K.pad) {
+        PyErr_SetString(PyExc_ValueError, "_modes3: arrays do not match the image");
+        goto fail;
+    }
+    Py_ssize_t band = speedup > 0 ? MS_BAND : 1;
+    int ok = 1;
+    Py_BEGIN_ALLOW_THREADS;
+    uint8_t *table = malloc((size_t)(band * K.w));
+    int64_t *plist = malloc((size_t)(band * K.w) * sizeof(int64_t));
+    if (table && plist)
+        ms_instances[kernel][speedup](&K, table, plist, c_lo, c_hi);
+    else
+        ok = 0;
+    free(table);
+    free(plist);
+    Py_END_ALLOW_THREADS;
+    release(&V);
+    if (!ok)
+        return PyErr_NoMemory();
+    Py_RETURN_NONE;
+fail:
+    release(&V);
+    return NULL;
+}
+
 static PyMethodDef methods[] = {
     {"_prepare", (PyCFunction)(void (*)(void))py_prepare, METH_FASTCALL, NULL},
     {"_assign", (PyCFunction)(void (*)(void))py_assign, METH_FASTCALL, NULL},
@@ -432,6 +486,7 @@ static PyMethodDef methods[] = {
     {"_min_sqdist_update", (PyCFunction)(void (*)(void))py_min_sqdist_update, METH_FASTCALL,
      NULL},
     {"_connect", (PyCFunction)(void (*)(void))py_connect, METH_FASTCALL, NULL},
+    {"_modes3", (PyCFunction)(void (*)(void))py_modes3, METH_FASTCALL, NULL},
     {NULL, NULL, 0, NULL},
 };
 

@@ -1,9 +1,5 @@
-"""Compiled mean-shift kernels (numba).
-
-Kernels are given by id: 0 flat, 1 epanechnikov, 2 gaussian. Distances reach the kernels already
-divided by the bandwidth, so a window is always "normalised squared distance <= support^2", with
-support 1 (flat, epanechnikov) or 3 (gaussian, truncated at 3 bandwidths, where its weight is 1.1 %).
-"""
+"""Compiled mean-shift kernels for points (numba); the kernel ids and the window's normalisation
+are those of :mod:`._meanshift_common`."""
 
 from __future__ import annotations
 
@@ -11,9 +7,7 @@ import numpy as np
 
 from .._jit import kernel
 from .._threads import get_num_threads, parallel_for
-
-FLAT, EPANECHNIKOV, GAUSSIAN = 0, 1, 2
-FAR = 1e15  # a range value no window accepts (image padding); its square still fits float64
+from ._meanshift_common import EPANECHNIKOV, FLAT
 
 
 @kernel(inline="always")

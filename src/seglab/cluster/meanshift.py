@@ -31,13 +31,13 @@ import numpy as np
 
 from .._checks import check_positive_int
 from .._constraints import Interval, Options, validate
-from . import _meanshift_kernels as MS
 from ._estimator import EstimatorMixin, check_array, check_features
+from ._meanshift_common import EPANECHNIKOV, FLAT, GAUSSIAN
 
 #: EDISON's threshold for joining neighbouring filtered pixels (feature units, every channel).
 CONNECT = 1.0
 
-KERNELS = {"flat": MS.FLAT, "epanechnikov": MS.EPANECHNIKOV, "gaussian": MS.GAUSSIAN}
+KERNELS = {"flat": FLAT, "epanechnikov": EPANECHNIKOV, "gaussian": GAUSSIAN}
 SUPPORT = {"flat": 1.0, "epanechnikov": 1.0, "gaussian": 3.0}
 _GRID_MAX_DIM = 6  # 3^D neighbour cells: beyond this, every seed scans every point
 
@@ -117,6 +117,8 @@ def shift_to_modes(
     out = np.empty((s, Xn.shape[1]))
     n_iter = np.zeros(s, dtype=np.int64)
     counts = np.zeros(s, dtype=np.int64)
+    from . import _meanshift_kernels as MS  # numba: imported when points are shifted
+
     kid, support = KERNELS[kernel], SUPPORT[kernel]
     if brute or Xn.shape[1] > _GRID_MAX_DIM:
         MS.shift_points_brute(Xn, seeds, kid, support, max_iter, tol, out, n_iter, counts)
@@ -293,9 +295,9 @@ def mean_shift_paths(
             if not inside.any():
                 break
             w = {
-                MS.FLAT: np.ones_like(r2),
-                MS.EPANECHNIKOV: 1 - r2,
-                MS.GAUSSIAN: np.exp(-0.5 * r2),
+                FLAT: np.ones_like(r2),
+                EPANECHNIKOV: 1 - r2,
+                GAUSSIAN: np.exp(-0.5 * r2),
             }[kid][inside]
             new = (w[:, None] * X[inside]).sum(axis=0) / w.sum()
             path.append(new)
