@@ -7,3 +7,6 @@ support 1 (flat, epanechnikov) or 3 (gaussian, truncated at 3 bandwidths, where 
 
 FLAT, EPANECHNIKOV, GAUSSIAN = 0, 1, 2
 FAR = 1e15  # a range value no window accepts (image padding); its square still fits float64
+BLOCK = 16  # image windows are read in blocks of this many columns: a constant trip count
+BAND = 16  # rows per task: the speed-ups share modes only inside a band, so results never
+#            depend on how many threads run or in which order the bands finish

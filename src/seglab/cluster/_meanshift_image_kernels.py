@@ -10,13 +10,10 @@ import numpy as np
 
 from .._threads import parallel_for
 from ._kernel_backend import kernels
-from ._meanshift_common import FAR
+from ._meanshift_common import BAND, BLOCK, FAR
 
 __all__ = ["BAND", "BLOCK", "FAR", "image_modes", "image_modes3", "pad_columns"]
 
-BLOCK = 16  # window rows are processed in blocks of this many columns: a constant trip count
-BAND = 16  # rows per task: the speed-ups share modes only inside a band, so results never
-#            depend on how many threads run or in which order the bands finish
 
 
 def pad_columns(rs: float) -> int:

@@ -11,8 +11,7 @@ import numpy as np
 from numba import njit
 
 from .._jit import kernel
-from ._meanshift_common import EPANECHNIKOV, FLAT, GAUSSIAN
-from ._meanshift_image_kernels import BAND, BLOCK
+from ._meanshift_common import BAND, BLOCK, EPANECHNIKOV, FLAT, GAUSSIAN
 
 
 @kernel(nogil=True, fastmath={"reassoc", "contract"})
