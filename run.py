@@ -4,7 +4,7 @@
 
 Needs only Python 3.10+. On first use it creates a virtual environment in .venv and installs
 seglab into it (editable, with the test tools); later runs reuse it, reinstalling only when
-pyproject.toml has changed.
+pyproject.toml, setup.py or the C kernels have changed (the reinstall rebuilds them).
 """
 
 from __future__ import annotations
@@ -23,10 +23,20 @@ PYTHON = BIN / ("python.exe" if os.name == "nt" else "python")
 STAMP = VENV / ".seglab-installed"
 
 
+def _build_digest() -> str:
+    """What the installed environment was built from: the project's metadata and C sources."""
+    c_sources = sorted(str(p.relative_to(ROOT)) for p in (ROOT / "src").rglob("*.[ch]"))
+    sources = ["pyproject.toml", "setup.py", *c_sources]
+    h = hashlib.sha256()
+    for name in sources:
+        h.update(name.encode() + b"\0" + (ROOT / name).read_bytes())
+    return h.hexdigest()
+
+
 def ensure_env() -> None:
     if sys.version_info < (3, 10):  # noqa: UP036 - run.py must explain itself on old Pythons
         sys.exit(f"seglab needs Python 3.10 or newer; this is {sys.version.split()[0]}")
-    digest = hashlib.sha256((ROOT / "pyproject.toml").read_bytes()).hexdigest()
+    digest = _build_digest()
     if PYTHON.exists() and STAMP.exists() and STAMP.read_text().strip() == digest:
         return
     if not PYTHON.exists():

@@ -56,6 +56,7 @@ def nobody_env():
         pytest.skip("needs root, to run a child as a user for whom the package is read-only")
     env = {k: v for k, v in os.environ.items() if not k.startswith(("NUMBA_", "XDG_"))}
     env["PYTHONPATH"] = str(PACKAGE.parent)
+    env["SEGLAB_KERNELS"] = "numba"  # the fallback of the C kernels is what numba caches
     return env
 
 

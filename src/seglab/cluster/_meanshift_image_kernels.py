@@ -15,7 +15,6 @@ from ._meanshift_common import BAND, BLOCK, FAR
 __all__ = ["BAND", "BLOCK", "FAR", "image_modes", "image_modes3", "pad_columns"]
 
 
-
 def pad_columns(rs: float) -> int:
     """Columns of padding each side so that every block of a window stays inside the array."""
     return BLOCK * int(np.ceil((np.ceil(rs) + BLOCK + 1) / BLOCK))
