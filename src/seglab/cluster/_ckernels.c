@@ -18,6 +18,8 @@
 
 #define CHUNK 16384 /* points per parallel task, as _kmeans_kernels.CHUNK */
 #define BLOCK 512   /* points per vectorised block, as _kmeans_kernels.BLOCK */
+#define LANES 16    /* points per register-blocked vector in nearest_two_fixed */
+#define MAX_FIXED_D 8
 
 #if defined(__GNUC__)
 #define ALWAYS_INLINE inline __attribute__((always_inline))

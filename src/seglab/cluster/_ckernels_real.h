@@ -6,11 +6,69 @@
  * passes -ffp-contract=off), so the labels, sums and inertia are the same bits. Arrays are
  * C-contiguous: XT is (d, n), centres (k, d), per-chunk results (n_chunks, ...). */
 
+/* nearest_two for a number of features D known at compile time and m a multiple of LANES: each
+ * vector of LANES points is loaded once and kept in registers while it meets every centre, and
+ * its two smallest distances and nearest centre stay in registers too (the generic loop below
+ * streams the block from memory once per centre). The distance of a point is summed feature by
+ * feature in the same order, so the results are the same bits. */
+static ALWAYS_INLINE void SFX(nearest_two_fixed)(
+    const REAL *restrict src, Py_ssize_t stride, Py_ssize_t off, Py_ssize_t m,
+    const REAL *restrict centers, int k, const int D, REAL *restrict b1, REAL *restrict b2,
+    int32_t *restrict bk)
+{
+    for (Py_ssize_t qb = 0; qb < m; qb += LANES) {
+        REAL x[MAX_FIXED_D][LANES], v1[LANES], v2[LANES];
+        int32_t vk[LANES];
+        for (int f = 0; f < D; f++)
+            for (int q = 0; q < LANES; q++)
+                x[f][q] = src[f * stride + off + qb + q];
+        for (int q = 0; q < LANES; q++) {
+            v1[q] = (REAL)INFINITY;
+            v2[q] = (REAL)INFINITY;
+            vk[q] = 0;
+        }
+        for (int j = 0; j < k; j++) {
+            const REAL *restrict c = centers + (Py_ssize_t)j * D;
+            for (int q = 0; q < LANES; q++) {
+                REAL t = x[0][q] - c[0];
+                REAL dq = t * t;
+                for (int f = 1; f < D; f++) {
+                    t = x[f][q] - c[f];
+                    dq += t * t;
+                }
+                REAL hi = dq > v1[q] ? dq : v1[q];
+                v2[q] = hi < v2[q] ? hi : v2[q];
+                int closer = dq < v1[q];
+                vk[q] = closer ? j : vk[q];
+                v1[q] = closer ? dq : v1[q];
+            }
+        }
+        for (int q = 0; q < LANES; q++) {
+            b1[qb + q] = v1[q];
+            b2[qb + q] = v2[q];
+            bk[qb + q] = vk[q];
+        }
+    }
+}
+
 static ALWAYS_INLINE void SFX(nearest_two)(
     const REAL *restrict src, Py_ssize_t stride, Py_ssize_t off, Py_ssize_t m,
     const REAL *restrict centers, const double *restrict c64, int k, int d, double R, double A,
     REAL *restrict b1, REAL *restrict b2, int32_t *restrict bk, REAL *restrict dist)
 {
+    if (m % LANES == 0 && d <= MAX_FIXED_D) {
+        switch (d) {
+        case 1: SFX(nearest_two_fixed)(src, stride, off, m, centers, k, 1, b1, b2, bk); break;
+        case 2: SFX(nearest_two_fixed)(src, stride, off, m, centers, k, 2, b1, b2, bk); break;
+        case 3: SFX(nearest_two_fixed)(src, stride, off, m, centers, k, 3, b1, b2, bk); break;
+        case 4: SFX(nearest_two_fixed)(src, stride, off, m, centers, k, 4, b1, b2, bk); break;
+        case 5: SFX(nearest_two_fixed)(src, stride, off, m, centers, k, 5, b1, b2, bk); break;
+        case 6: SFX(nearest_two_fixed)(src, stride, off, m, centers, k, 6, b1, b2, bk); break;
+        case 7: SFX(nearest_two_fixed)(src, stride, off, m, centers, k, 7, b1, b2, bk); break;
+        default: SFX(nearest_two_fixed)(src, stride, off, m, centers, k, 8, b1, b2, bk); break;
+        }
+        goto check;
+    }
     for (Py_ssize_t q = 0; q < m; q++) {
         b1[q] = (REAL)INFINITY;
         b2[q] = (REAL)INFINITY;
@@ -54,6 +112,7 @@ static ALWAYS_INLINE void SFX(nearest_two)(
             }
         }
     }
+check:
     if (R == 0.0 && A == 0.0)
         return;
     Py_ssize_t n_close = 0;
