@@ -56,15 +56,16 @@ def save_panels(path: Path, panels: list[tuple[Any, str]], width: float = 2.2, h
     plt.close(fig)
 
 
-def cold_and_warm(argv: list[str], repeats: int = 2) -> tuple[float, float]:
-    """Wall seconds of a command in a fresh numba cache folder (cold: every kernel compiled), and
-    the best of ``repeats`` runs after it with that cache (warm). Each run is a new process."""
+def cold_and_warm(argv: list[str], repeats: int = 2, kernels: str = "auto") -> tuple[float, float]:
+    """Wall seconds of a command in a fresh numba cache folder (cold: every numba kernel it uses
+    compiled), and the best of ``repeats`` runs after it with that cache (warm). Each run is a new
+    process; ``kernels`` is its ``SEGLAB_KERNELS`` (auto: the C extension where it was built)."""
     import os
     import subprocess
     import tempfile
 
     with tempfile.TemporaryDirectory(prefix="seglab-cold-cache-") as cache:
-        env = {**os.environ, "NUMBA_CACHE_DIR": cache}
+        env = {**os.environ, "NUMBA_CACHE_DIR": cache, "SEGLAB_KERNELS": kernels}
         env.pop("PYTHONDONTWRITEBYTECODE", None)  # an installed package has its bytecode
         times = []
         for _ in range(1 + repeats):

@@ -1,13 +1,15 @@
 """Startup: ``seglab segment PHOTO`` as a new user meets it, cold (a fresh numba cache folder, as
-right after ``pip install``: every kernel the method needs is compiled) and warm (the same command
-again), for k-means and mean-shift on several photos and sizes.
+right after ``pip install``) and warm (the same command again), for k-means and mean-shift on
+several photos and sizes.
 
 Each run is a new process, timed end to end (interpreter start, imports, reading, clustering,
 the pictures and summary.json), with the package's bytecode compiled first, as ``pip install``
-does. The reference measured in the same run is numba's own floor:
-a process that imports numba and calls one cached compiled function, which every warm run pays.
-Targets (issue 24): cold within 5 s, warm within 1 s at 0.5 MP. ``--write`` puts the table into
-benchmarks/RESULTS.md.
+does. Every command runs twice: with the compiled C kernels (the default where the package was
+built with a C compiler: nothing is compiled at run time) and, as the reference measured in the
+same run, with their numba twins (``SEGLAB_KERNELS=numba``: what an install without a compiler
+gets, the kernels compiled on first use). Also printed: numba's own floor, a process that imports
+numba and calls one cached compiled function. Targets (issue 24): cold within 5 s, warm within
+1 s at 0.5 MP. ``--write`` puts the table into benchmarks/RESULTS.md.
 
     python benchmarks/startup.py --write
     python benchmarks/startup.py --photos chelsea --methods kmeans
@@ -63,6 +65,7 @@ def main() -> None:
     ap.add_argument("--photos", default=",".join(PHOTOS), help="scikit-image photo names")
     ap.add_argument("--mp", default="0.5,2", help="sizes in megapixels, comma-separated")
     ap.add_argument("--methods", default="kmeans,meanshift")
+    ap.add_argument("--kernels", default="c,numba", help="SEGLAB_KERNELS values to compare")
     ap.add_argument("--write", action="store_true", help="write the table into RESULTS.md")
     args = ap.parse_args()
     seglab = [sys.executable, "-m", "seglab", "segment"]
@@ -85,10 +88,11 @@ def main() -> None:
                 for method in args.methods.split(","):
                     out = folder / f"out-{method}-{photo.stem}"
                     argv = [*seglab, str(photo), "--method", method, "--out", str(out), "--quiet"]
-                    cold, warm = cold_and_warm(_fresh_out(argv, out))
-                    rows.append((mp, name, method, cold, warm))
-                    print(f"{mp:g} MP {name:10s} {method:9s} cold {cold:5.2f} s  warm {warm:5.2f} s",
-                          flush=True)  # fmt: skip
+                    for kernels in args.kernels.split(","):
+                        cold, warm = cold_and_warm(_fresh_out(argv, out), kernels=kernels)
+                        rows.append((mp, name, method, kernels, cold, warm))
+                        print(f"{mp:g} MP {name:10s} {method:9s} {kernels:5s} cold {cold:5.2f} s  "
+                              f"warm {warm:5.2f} s", flush=True)  # fmt: skip
     text = report(rows, floor)
     print()
     print(text)
@@ -108,21 +112,23 @@ def report(rows: list[tuple], floor: float) -> str:
     lines = [
         f"Machine: {machine}, Python {platform.python_version()}. `seglab segment PHOTO --method "
         "M` end to end in a new process (default features and pictures); cold = a fresh "
-        "`NUMBA_CACHE_DIR` (the kernels compiled), warm = best of 2 runs after it. Reference in "
-        f"the same run: a process importing numba and calling one cached function, **{floor:.2f} s**"
-        " (every warm run pays it). Targets (issue 24): cold <= 5 s, warm <= 1 s at 0.5 MP.",
+        "`NUMBA_CACHE_DIR`, warm = best of 2 runs after it. Kernels `c`: the C extension built "
+        "at install (the default); `numba`: their numba twins, the reference in the same run "
+        "(`SEGLAB_KERNELS=numba`, compiled on first use). numba's own floor (importing it and "
+        f"calling one cached function): **{floor:.2f} s**. Targets (issue 24): cold <= 5 s, "
+        "warm <= 1 s at 0.5 MP.",
         "",
-        "| size | method | photos | cold s median (worst) | warm s median (worst) |",
-        "|---|---|---:|---:|---:|",
+        "| size | method | kernels | photos | cold s median (worst) | warm s median (worst) |",
+        "|---|---|---|---:|---:|---:|",
     ]
-    keys = sorted({(r[0], r[2]) for r in rows})
-    for mp, method in keys:
-        sel = [r for r in rows if r[0] == mp and r[2] == method]
-        cold = [r[3] for r in sel]
-        warm = [r[4] for r in sel]
+    keys = sorted({(r[0], r[2], r[3]) for r in rows})
+    for mp, method, kernels in keys:
+        sel = [r for r in rows if r[0] == mp and r[2] == method and r[3] == kernels]
+        cold = [r[4] for r in sel]
+        warm = [r[5] for r in sel]
         lines.append(
-            f"| {mp:g} MP | {method} | {len(sel)} | {np.median(cold):.2f} ({max(cold):.2f}) | "
-            f"{np.median(warm):.2f} ({max(warm):.2f}) |"
+            f"| {mp:g} MP | {method} | {kernels} | {len(sel)} | {np.median(cold):.2f} "
+            f"({max(cold):.2f}) | {np.median(warm):.2f} ({max(warm):.2f}) |"
         )
     lines += ["", "Photos: " + ", ".join(sorted({r[1] for r in rows})) + " (scikit-image)."]
     return "\n".join(lines)
