@@ -45,12 +45,6 @@ static ALWAYS_INLINE float round_down(double x)
     return (float)(x - fabs(x) * 2.384185791015625e-07);
 }
 
-static ALWAYS_INLINE float round_up(double x)
-{
-    /* a float32 >= x (infinities kept) */
-    return isfinite(x) ? (float)(x + fabs(x) * 2.384185791015625e-07) : (float)x;
-}
-
 #define REAL float
 #define SFX(name) name##_f32
 #include "_ckernels_real.h"
@@ -311,63 +305,6 @@ fail:
     return NULL;
 }
 
-static PyObject *py_hamerly_tight(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
-{
-    if (check_nargs(nargs, 17, "_hamerly_tight") < 0)
-        return NULL;
-    Views V = {.n = 0};
-    Py_ssize_t sx[2], sc[2], s64[2], sl[1], su[1], slo[1], so[1], sot[1], sh[1], sds[3], sdc[2],
-        sch[1], spi[1], size;
-    void *XT = array(&V, args[0], "XT", 2, 'r', 0, sx, &size);
-    if (!XT)
-        goto fail;
-    void *centers = array(&V, args[1], "centers", 2, size == 4 ? 'f' : 'd', 0, sc, NULL);
-    if (!centers)
-        goto fail;
-    ARRAY(c64, const double, 2, 2, 'd', 0, s64)
-    double R = PyFloat_AsDouble(args[3]), A = PyFloat_AsDouble(args[4]);
-    ARRAY(labels, int32_t, 5, 1, 'i', 1, sl)
-    ARRAY(upper, float, 6, 1, 'f', 1, su)
-    ARRAY(lower, float, 7, 1, 'f', 1, slo)
-    ARRAY(own, const double, 8, 1, 'd', 0, so)
-    ARRAY(other, const double, 9, 1, 'd', 0, sot)
-    ARRAY(half_sep, const double, 10, 1, 'd', 0, sh)
-    ARRAY(dsums, double, 11, 3, 'd', 1, sds)
-    ARRAY(dcounts, int64_t, 12, 2, 'q', 1, sdc)
-    ARRAY(pchanged, int64_t, 13, 1, 'q', 1, sch)
-    ARRAY(pinertia, double, 14, 1, 'd', 1, spi)
-    RANGE(15)
-    if (PyErr_Occurred())
-        goto fail;
-    Py_ssize_t n = sx[1];
-    int d = (int)sx[0], k = (int)sc[0];
-    int ok = 1;
-    Py_BEGIN_ALLOW_THREADS;
-    void *w = malloc(size == 4 ? sizeof(Scratch_f32) : sizeof(Scratch_f64));
-    void *buf = malloc((size_t)d * BLOCK * (size_t)size);
-    if (w && buf) {
-        if (size == 4)
-            hamerly_tight_f32(XT, n, d, centers, c64, k, R, A, labels, upper, lower, own, other,
-                              half_sep, dsums, dcounts, pchanged, pinertia, spi[0] > 0, w, buf,
-                              c_lo, c_hi);
-        else
-            hamerly_tight_f64(XT, n, d, centers, c64, k, R, A, labels, upper, lower, own, other,
-                              half_sep, dsums, dcounts, pchanged, pinertia, spi[0] > 0, w, buf,
-                              c_lo, c_hi);
-    } else
-        ok = 0;
-    free(w);
-    free(buf);
-    Py_END_ALLOW_THREADS;
-    release(&V);
-    if (!ok)
-        return PyErr_NoMemory();
-    Py_RETURN_NONE;
-fail:
-    release(&V);
-    return NULL;
-}
-
 static PyObject *py_inertia(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
 {
     if (check_nargs(nargs, 6, "_inertia") < 0)
@@ -545,7 +482,6 @@ static PyMethodDef methods[] = {
     {"_prepare", (PyCFunction)(void (*)(void))py_prepare, METH_FASTCALL, NULL},
     {"_assign", (PyCFunction)(void (*)(void))py_assign, METH_FASTCALL, NULL},
     {"_hamerly_step", (PyCFunction)(void (*)(void))py_hamerly_step, METH_FASTCALL, NULL},
-    {"_hamerly_tight", (PyCFunction)(void (*)(void))py_hamerly_tight, METH_FASTCALL, NULL},
     {"_inertia", (PyCFunction)(void (*)(void))py_inertia, METH_FASTCALL, NULL},
     {"_sqdist_to_assigned", (PyCFunction)(void (*)(void))py_sqdist_to_assigned, METH_FASTCALL,
      NULL},

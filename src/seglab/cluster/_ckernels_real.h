@@ -207,7 +207,7 @@ static ALWAYS_INLINE void SFX(add_sqdist)(
 typedef struct {
     double acc[BLOCK], sep[BLOCK], dec[BLOCK];
     REAL b1[BLOCK], b2[BLOCK], dist[BLOCK];
-    int32_t bk[BLOCK], todo[BLOCK], again[BLOCK];
+    int32_t bk[BLOCK], todo[BLOCK];
     float kb[BLOCK];
 } SFX(Scratch);
 
@@ -336,102 +336,6 @@ SIMD_CLONES static void SFX(hamerly_step)(
                     }
                 }
             }
-            if (with_inertia)
-                SFX(add_sqdist)(XT, n, d, start, m, c64, k, labels, w->sep, w->acc);
-        }
-        if (with_inertia) {
-            double total = 0.0;
-            for (int q = 0; q < BLOCK; q++)
-                total += w->acc[q];
-            pinertia[c] = total;
-        }
-    }
-}
-
-/* Hamerly's step with the two bounds kept apart (upper: distance to the own centre, stored minus
- * the cluster's cumulative shift ``own``; lower: distance to the second nearest, stored plus the
- * cluster's cumulative largest other shift ``other``), so that a failing point first tightens
- * its upper bound with one exact distance and gets all K only if that fails too. Labels, sums and
- * inertia are those of hamerly_step (both are exact; the changed points are added in the same
- * order). */
-SIMD_CLONES static void SFX(hamerly_tight)(
-    const REAL *restrict XT, Py_ssize_t n, int d, const REAL *restrict centers,
-    const double *restrict c64, int k, double R, double A, int32_t *restrict labels,
-    float *restrict upper, float *restrict lower, const double *restrict own,
-    const double *restrict other, const double *restrict half_sep, double *restrict dsums,
-    int64_t *restrict dcounts, int64_t *restrict pchanged, double *restrict pinertia,
-    int with_inertia, SFX(Scratch) *restrict w, REAL *restrict buf, Py_ssize_t c_lo,
-    Py_ssize_t c_hi)
-{
-    double widen_up = 1.0 + 2.0 * R, widen_down = 1.0 - 2.0 * R;
-    int32_t *restrict todo = w->todo, *restrict again = w->again;
-    for (Py_ssize_t c = c_lo; c < c_hi; c++) {
-        for (int q = 0; q < BLOCK; q++)
-            w->acc[q] = 0.0;
-        Py_ssize_t stop = (c + 1) * CHUNK < n ? (c + 1) * CHUNK : n;
-        for (Py_ssize_t start = c * CHUNK; start < stop; start += BLOCK) {
-            Py_ssize_t m = (start + BLOCK < n ? start + BLOCK : n) - start, count = 0;
-            for (Py_ssize_t q = 0; q < m; q++) {
-                int32_t a = labels[start + q];
-                double lb = (double)lower[start + q] - other[a];
-                lb = lb > half_sep[a] ? lb : half_sep[a];
-                todo[count] = (int32_t)q;
-                count += (double)upper[start + q] + own[a] > lb;
-            }
-            if (count == 0)
-                goto inertia;
-            for (int f = 0; f < d; f++)
-                for (Py_ssize_t p = 0; p < count; p++)
-                    buf[f * BLOCK + p] = XT[f * n + start + todo[p]];
-            /* tighten: the exact distance to the own centre, in the arithmetic of nearest_two */
-            for (Py_ssize_t p = 0; p < count; p++)
-                w->dist[p] = 0;
-            for (int f = 0; f < d; f++)
-                for (Py_ssize_t p = 0; p < count; p++) {
-                    REAL t = buf[f * BLOCK + p] - centers[labels[start + todo[p]] * d + f];
-                    w->dist[p] += t * t;
-                }
-            Py_ssize_t count2 = 0;
-            for (Py_ssize_t p = 0; p < count; p++) {
-                Py_ssize_t i = start + todo[p];
-                int32_t a = labels[i];
-                double u = sqrt((double)w->dist[p]) * widen_up + 4.0 * A;
-                double lb = (double)lower[i] - other[a];
-                lb = lb > half_sep[a] ? lb : half_sep[a];
-                upper[i] = round_up(u - own[a]);
-                again[count2] = (int32_t)p;
-                count2 += u > lb;
-            }
-            if (count2 == 0)
-                goto inertia;
-            Py_ssize_t lanes = (count2 + LANES - 1) / LANES * LANES;
-            for (int f = 0; f < d; f++) { /* the points still failing, to the front of buf */
-                REAL *row = buf + f * BLOCK;
-                for (Py_ssize_t r = 0; r < count2; r++)
-                    row[r] = row[again[r]];
-                for (Py_ssize_t r = count2; r < lanes; r++)
-                    row[r] = 0;
-            }
-            SFX(nearest_two)(buf, BLOCK, 0, lanes, centers, c64, k, d, R, A, w->b1, w->b2, w->bk,
-                             w->dist);
-            for (Py_ssize_t r = 0; r < count2; r++) {
-                Py_ssize_t i = start + todo[again[r]];
-                int32_t a = labels[i], j = w->bk[r];
-                upper[i] = round_up(sqrt((double)w->b1[r]) * widen_up + 4.0 * A - own[j]);
-                lower[i] = round_down(sqrt((double)w->b2[r]) * widen_down - 4.0 * A + other[j]);
-                if (j != a) {
-                    pchanged[c] += 1;
-                    labels[i] = j;
-                    dcounts[c * k + a] -= 1;
-                    dcounts[c * k + j] += 1;
-                    for (int f = 0; f < d; f++) {
-                        REAL x = buf[f * BLOCK + r];
-                        dsums[(c * k + a) * d + f] -= x;
-                        dsums[(c * k + j) * d + f] += x;
-                    }
-                }
-            }
-        inertia:
             if (with_inertia)
                 SFX(add_sqdist)(XT, n, d, start, m, c64, k, labels, w->sep, w->acc);
         }

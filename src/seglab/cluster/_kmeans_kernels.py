@@ -125,37 +125,6 @@ def hamerly_step(XT, centers, c64, R, A, labels, key, decrement, half_sep, want_
     return dsums.sum(axis=0), dcounts.sum(axis=0), int(pchanged.sum()), inertia
 
 
-def has_tight_bounds() -> bool:
-    """Whether the running kernels keep Hamerly's two bounds apart (:func:`hamerly_tight`: the C
-    kernels) rather than one slack per point (:func:`hamerly_step`: numba)."""
-    return hasattr(_impl(), "_hamerly_tight")
-
-
-def hamerly_tight(XT, centers, c64, R, A, labels, upper, lower, own, other, half_sep,
-                  want_inertia=False):  # fmt: skip
-    """:func:`hamerly_step` with the two bounds kept apart, per point, in float32: ``upper`` (on
-    the distance to its centre a) minus the cumulative shift ``own[a]`` of its cluster, and
-    ``lower`` (on the distance to its second nearest centre) plus the cumulative largest shift of
-    the other centres ``other[a]``, both as they were when it was written. A point can change
-    label only if ``upper + own[a] > max(lower - other[a], s_a)``; such a point first gets the
-    exact distance to its own centre (one distance instead of K) and only if the test still fails
-    all K distances. This costs 4 bytes more per point than one slack and spares most of the
-    full recomputations. Same labels, sums and inertia as :func:`hamerly_step` (both exact).
-    Only the C kernels have it (see :func:`has_tight_bounds`)."""
-    d, n = XT.shape
-    k = centers.shape[0]
-    n_chunks = _n_chunks(n)
-    dsums = np.zeros((n_chunks, k, d))
-    dcounts = np.zeros((n_chunks, k), dtype=np.int64)
-    pchanged = np.zeros(n_chunks, dtype=np.int64)
-    pinertia = np.zeros(n_chunks if want_inertia else 0)
-    parallel_for(_impl()._hamerly_tight, n_chunks, XT, centers, c64, R, A, labels, upper, lower,
-                 own, other, half_sep, dsums, dcounts, pchanged, pinertia,
-                 tasks_per_thread=4)  # fmt: skip
-    inertia = float(pinertia.sum()) if want_inertia else None
-    return dsums.sum(axis=0), dcounts.sum(axis=0), int(pchanged.sum()), inertia
-
-
 def sqdist_to_assigned(XT: np.ndarray, centers: np.ndarray, labels: np.ndarray) -> np.ndarray:
     """Squared distance (float64) of every point to the centre it is assigned to."""
     out = np.zeros(XT.shape[1])

@@ -201,22 +201,26 @@ def lloyd(
                 break
         _assign(XT, centers, labels)
         return _result(centers, labels, K.inertia(XT, centers, labels), n_iter, history)
-    bounds = _Bounds(n, len(centers), K.has_tight_bounds())
+    # Hamerly's bounds as one slack per point; decrements cumulative, per cluster
+    key = np.empty(n, dtype=np.float32)
+    decrement = np.zeros(len(centers))
     half_sep = _half_separation(centers)
     # the first E-step is a Hamerly step where every bound fails, from all points in cluster 0
     # (one kernel less to compile on the default path)
     labels[:] = 0
+    key[:] = -np.inf
     sums = np.zeros_like(centers)
     sums[0] = prepared.total
     counts = np.zeros(len(centers), dtype=np.int64)
     counts[0] = n
-    dsums, dcounts, _, _ = bounds.step(XT, centers, labels, half_sep)
+    cd, R, A = _kernel_centers(XT, centers)
+    dsums, dcounts, _, _ = K.hamerly_step(XT, cd, centers, R, A, labels, key, decrement, half_sep)
     sums += dsums
     counts += dcounts
     changed = n
     while True:
         if _relocate_empty(X, XT, centers, labels, sums, counts):
-            bounds.invalidate()  # the next step recomputes every point
+            key[:] = -np.inf  # bounds are void: the next step recomputes every point
         new = _means(sums, counts, centers)
         shift = np.sqrt(((new - centers) ** 2).sum(axis=1))
         centers = new
@@ -225,63 +229,21 @@ def lloyd(
         drop = np.subtract(
             half_sep, new_sep, out=np.zeros_like(half_sep), where=np.isfinite(half_sep)
         )
-        bounds.moved(shift, drop)
+        decrement += shift + np.maximum(_largest_other(shift), np.maximum(drop, 0.0))
         half_sep = new_sep
         if (n_iter > 1 and changed == 0) or float((shift**2).sum()) <= tol or n_iter >= max_iter:
             break
-        dsums, dcounts, changed, _ = bounds.step(XT, centers, labels, half_sep)
+        cd, R, A = _kernel_centers(XT, centers)
+        dsums, dcounts, changed, _ = K.hamerly_step(
+            XT, cd, centers, R, A, labels, key, decrement, half_sep
+        )
         sums += dsums
         counts += dcounts
     # final E-step so that the labels belong to the returned centres (exact, bounded; when
     # nothing moved, every bound holds and only the inertia is computed), with the inertia
-    *_, inertia = bounds.step(XT, centers, labels, half_sep, want_inertia=True)
+    cd, R, A = _kernel_centers(XT, centers)
+    *_, inertia = K.hamerly_step(XT, cd, centers, R, A, labels, key, decrement, half_sep, True)
     return _result(centers, labels, inertia, n_iter, history)
-
-
-class _Bounds:
-    """Hamerly's bounds as the kernels keep them, with the per-cluster cumulative movements.
-
-    C kernels: an upper and a lower bound per point (``K.hamerly_tight``); numba: one slack per
-    point (``K.hamerly_step``). Both give the same labels; they differ in how much they recompute.
-    """
-
-    def __init__(self, n: int, k: int, tight: bool) -> None:
-        self.tight = tight
-        if tight:
-            self.upper = np.empty(n, dtype=np.float32)
-            self.lower = np.empty(n, dtype=np.float32)
-            self.own = np.zeros(k)  # cumulative shift of each centre
-            self.other = np.zeros(k)  # cumulative largest shift of the other centres
-        else:
-            self.key = np.empty(n, dtype=np.float32)
-            self.decrement = np.zeros(k)  # cumulative loss of slack, per cluster
-        self.invalidate()
-
-    def invalidate(self) -> None:
-        """Every bound fails: the next step recomputes every point."""
-        if self.tight:
-            self.upper[:] = np.inf
-            self.lower[:] = -np.inf
-        else:
-            self.key[:] = -np.inf
-
-    def moved(self, shift: np.ndarray, drop: np.ndarray) -> None:
-        """The centres moved by ``shift`` and their half separations dropped by ``drop``."""
-        others = _largest_other(shift)
-        if self.tight:
-            self.own += shift
-            self.other += others
-        else:
-            self.decrement += shift + np.maximum(others, np.maximum(drop, 0.0))
-
-    def step(self, XT, centers, labels, half_sep, want_inertia: bool = False):
-        """One bounded E-step (see ``K.hamerly_step``): (dsums, dcounts, changed, inertia)."""
-        cd, R, A = _kernel_centers(XT, centers)
-        if self.tight:
-            return K.hamerly_tight(XT, cd, centers, R, A, labels, self.upper, self.lower,
-                                   self.own, self.other, half_sep, want_inertia)  # fmt: skip
-        return K.hamerly_step(XT, cd, centers, R, A, labels, self.key, self.decrement, half_sep,
-                              want_inertia)  # fmt: skip
 
 
 def _largest_other(values: np.ndarray) -> np.ndarray:
