@@ -5,7 +5,7 @@ scikit-image's photos resized to ``--mp`` megapixels (4 by default); coffee is t
 first tuned on, the others are held out. K = 8; both libraries start from the same k-means++
 centres and run a short fit (``max_iter=15``) and a long one (to convergence, ``max_iter=300``,
 ``tol=1e-4``). Each time is the best of ``--repeats`` runs, the libraries interleaved, after one
-warm-up run each (which also compiles seglab's kernels). Per-iteration time is compared with one
+warm-up run each (which compiles seglab's kernels where they run in numba). Per-iteration time is compared with one
 pass over the feature array (``X.sum()``), the memory floor of any Lloyd iteration. Prints Markdown
 tables; ``--write`` puts them into benchmarks/RESULTS.md.
 
@@ -47,14 +47,17 @@ KMeans({k}, random_state=0).fit(X)
 
 def first_fit(photo: str, k: int) -> str:
     """One line: a new process's first fit (imports, features, k-means++ and Lloyd) in a fresh
-    numba cache folder (cold: the kernels compiled) and again (warm)."""
+    numba cache folder (cold) and again (warm), with the C kernels and with their numba twins."""
     import sys
 
-    cold, warm = cold_and_warm([sys.executable, "-c", FIRST_FIT.format(photo=photo, k=k)])
+    argv = [sys.executable, "-c", FIRST_FIT.format(photo=photo, k=k)]
+    c_cold, c_warm = cold_and_warm(argv, kernels="c")
+    nb_cold, nb_warm = cold_and_warm(argv, kernels="numba")
     return (
         f"First fit in a new process ({photo} at its own size, imports, features, k-means++ and "
-        f"Lloyd): **cold {cold:.2f} s** (a fresh numba cache: the kernels compiled), **warm "
-        f"{warm:.2f} s**."
+        f"Lloyd): C kernels (the default) **cold {c_cold:.2f} s, warm {c_warm:.2f} s**; numba "
+        f"kernels (`SEGLAB_KERNELS=numba`, a fresh cache: compiled) cold {nb_cold:.2f} s, warm "
+        f"{nb_warm:.2f} s."
     )
 
 

@@ -87,18 +87,22 @@ MeanShiftSegmenter(speedup={speedup}).fit(data.{photo}()[..., :3])
 
 def first_fit(photo: str) -> str:
     """One line: a new process's first segmentation per speed-up, in a fresh numba cache folder
-    (cold: the kernels compiled) and again (warm)."""
+    (cold) and again (warm), with the C kernels and with their numba twins."""
     import sys
 
     parts = []
     for sp in (0, 1, 2):
-        cold, warm = cold_and_warm(
-            [sys.executable, "-c", FIRST_FIT.format(photo=photo, speedup=sp)]
+        argv = [sys.executable, "-c", FIRST_FIT.format(photo=photo, speedup=sp)]
+        times = [cold_and_warm(argv, kernels=kernels) for kernels in ("c", "numba")]
+        (c_cold, c_warm), (nb_cold, nb_warm) = times
+        parts.append(
+            f"speed-up {sp}: C cold {c_cold:.2f} s, warm {c_warm:.2f} s (numba cold "
+            f"{nb_cold:.2f} s, warm {nb_warm:.2f} s)"
         )
-        parts.append(f"speed-up {sp}: cold {cold:.2f} s, warm {warm:.2f} s")
     return (
         f"First segmentation in a new process ({photo} at its own size, imports included; cold = "
-        f"a fresh numba cache, the kernels compiled): {'; '.join(parts)}."
+        f"a fresh numba cache; C kernels the default, numba's with `SEGLAB_KERNELS=numba`): "
+        f"{'; '.join(parts)}."
     )
 
 
