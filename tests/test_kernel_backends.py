@@ -105,11 +105,14 @@ def test_colour_meanshift_agrees_in_c_and_numba(kernel, speedup):
         return ms.pixel_modes_, ms.labels_
 
     (mc, lc), (mn, ln) = _both(fit)
-    # numba reassociates each block's sums (fastmath), C adds them in a fixed tree: the modes
-    # agree to float32 rounding (in pixels and colour units), the regions almost everywhere
+    # numba sums each block into float64 (and reassociates), C keeps float32 sums per lane: the
+    # modes agree to float32 rounding (in pixels and colour units), the regions almost everywhere
+    # (compared by the adjusted Rand index: one region more renumbers all that follow it)
+    from sklearn.metrics import adjusted_rand_score
+
     assert np.median(np.abs(mc - mn)) < 1e-4
     assert np.quantile(np.abs(mc - mn), 0.99) < 1e-2
-    assert np.mean(lc == ln) > 0.98
+    assert adjusted_rand_score(ln.ravel(), lc.ravel()) > 0.98
 
 
 def test_the_clustering_path_never_imports_numba(tmp_path):

@@ -1,8 +1,9 @@
 /* Mean-shift of every pixel of a three-channel image in the joint spatial-range domain: the C
  * twin of _meanshift_image_numba (modes3 and its inlined _pixel3, _block, _basin, _store), with
- * the same window, weights, stopping rule and EDISON speed-ups. The numba kernel reassociates its
- * sums (fastmath); here each block's sixteen lanes are summed in a fixed tree, so the modes agree
- * to float32 rounding, not to the bit. Included by _ckernels.c. */
+ * the same window, weights, stopping rule and EDISON speed-ups. The numba kernel sums each block
+ * of sixteen lanes into float64 totals (and reassociates, fastmath); here each lane keeps its own
+ * float32 sums over the whole window, reduced once per step, so the modes agree to float32
+ * rounding, not to the bit. Included by _ckernels.c. */
 
 #define MS_BLOCK 16   /* columns per block: _meanshift_image_kernels.BLOCK */
 #define MS_BAND 16    /* rows per task with a speed-up: _meanshift_image_kernels.BAND */
@@ -19,19 +20,6 @@ typedef struct {
     int64_t *n_iter;       /* (h, w) */
 } Climb;
 
-static ALWAYS_INLINE float ms_sum16(const float *u)
-{
-    float s8[8], s4[4];
-    for (int i = 0; i < 8; i++)
-        s8[i] = u[i] + u[i + 8];
-    for (int i = 0; i < 4; i++)
-        s4[i] = s8[i] + s8[i + 4];
-    return (s4[0] + s4[2]) + (s4[1] + s4[3]);
-}
-
-/* The weight of a window point (float32; 0 outside the window). The Epanechnikov profile is
- * computed in float32 here (float64 in numba, then rounded): it keeps the loop in one vector
- * width, three times faster, and moves a weight by at most a few float32 units. */
 static ALWAYS_INLINE float ms_weight(int kernel, float dr2, float ds2, float sup2, float rs2,
                                      double inv_hs2)
 {
@@ -45,14 +33,20 @@ static ALWAYS_INLINE float ms_weight(int kernel, float dr2, float ds2, float sup
     return (dr2 < sup2) & (ds2 < rs2) ? v : 0.0f;
 }
 
-/* One block of MS_BLOCK columns of three window rows a, b, c: out = wa, wb, wc, rx, s0, s1, s2
- * (float32); with speed-up 2 each lane's colour distance (inf outside) goes to near. */
-static ALWAYS_INLINE void ms_block(const float *const rows[3][3], float dx0, const float dy[3],
-                                   const float cf[3], float lwf, int kernel, float sup2f,
-                                   float rs2f, double inv_hs2, int speedup,
-                                   float near[3][MS_BLOCK], float out[7])
+/* Per-lane sums over a window, in float32 (one SIMD register each): weights, weights times the
+ * row and column offsets from the window's corner (small numbers, so float32 keeps them), and
+ * weights times each colour. Reduced to float64 once per step (ms_total). */
+typedef struct {
+    float w[MS_BLOCK], y[MS_BLOCK], x[MS_BLOCK], r0[MS_BLOCK], r1[MS_BLOCK], r2[MS_BLOCK];
+} Lanes;
+
+/* One block of MS_BLOCK columns of three window rows a, b, c, added to the lane sums; with
+ * speed-up 2 each lane's colour distance (inf outside the window) goes to near. */
+static ALWAYS_INLINE void ms_block(const float *const rows[3][3], float dx0, float ox0,
+                                   const float dy[3], const float oy[3], const float cf[3],
+                                   float lwf, int kernel, float sup2f, float rs2f, double inv_hs2,
+                                   int speedup, float near[3][MS_BLOCK], Lanes *restrict L)
 {
-    float u[3][MS_BLOCK], ux[MS_BLOCK], a[3][MS_BLOCK];
     for (int q = 0; q < MS_BLOCK; q++) {
         float dx = dx0 + (float)q, dx2 = dx * dx, uq[3];
         for (int r = 0; r < 3; r++) {
@@ -62,21 +56,25 @@ static ALWAYS_INLINE void ms_block(const float *const rows[3][3], float dx0, con
             e += t1 * t1;
             e += t2 * t2;
             uq[r] = ms_weight(kernel, e, dy[r] + dx2, sup2f, rs2f, inv_hs2);
-            u[r][q] = uq[r];
             if (speedup == 2)
                 near[r][q] = uq[r] > 0 ? e : INFINITY;
         }
-        ux[q] = (uq[0] + uq[1] + uq[2]) * (float)q;
-        for (int c = 0; c < 3; c++)
-            a[c][q] = uq[0] * rows[0][c][q] + uq[1] * rows[1][c][q] + uq[2] * rows[2][c][q];
+        float wq = uq[0] + uq[1] + uq[2];
+        L->w[q] += wq;
+        L->y[q] += uq[0] * oy[0] + uq[1] * oy[1] + uq[2] * oy[2];
+        L->x[q] += wq * (ox0 + (float)q);
+        L->r0[q] += uq[0] * rows[0][0][q] + uq[1] * rows[1][0][q] + uq[2] * rows[2][0][q];
+        L->r1[q] += uq[0] * rows[0][1][q] + uq[1] * rows[1][1][q] + uq[2] * rows[2][1][q];
+        L->r2[q] += uq[0] * rows[0][2][q] + uq[1] * rows[1][2][q] + uq[2] * rows[2][2][q];
     }
-    out[0] = ms_sum16(u[0]);
-    out[1] = ms_sum16(u[1]);
-    out[2] = ms_sum16(u[2]);
-    out[3] = ms_sum16(ux);
-    out[4] = ms_sum16(a[0]);
-    out[5] = ms_sum16(a[1]);
-    out[6] = ms_sum16(a[2]);
+}
+
+static ALWAYS_INLINE double ms_total(const float *lane)
+{
+    double total = 0.0;
+    for (int q = 0; q < MS_BLOCK; q++)
+        total += lane[q];
+    return total;
 }
 
 static ALWAYS_INLINE Py_ssize_t ms_near(float dr2, Py_ssize_t y, Py_ssize_t x, Py_ssize_t lo,
@@ -154,7 +152,8 @@ static ALWAYS_INLINE Py_ssize_t ms_pixel(const Climb *K, int kernel, int speedup
         yhi = yhi < h - 1 ? yhi : h - 1;
         Py_ssize_t xs = (Py_ssize_t)floor(c[1] - rs), xe = (Py_ssize_t)floor(c[1] + rs);
         float lwf = c[2] > K->bright ? 4.0f : 1.0f;
-        double sw = 0, sy = 0, sx = 0, s0 = 0, s1 = 0, s2 = 0;
+        Lanes L;
+        memset(&L, 0, sizeof L);
         float cf[3] = {(float)c[2], (float)c[3], (float)c[4]};
         float sup2f = (float)sup2, rs2f = (float)rs2;
         for (Py_ssize_t ya = ylo; ya <= yhi; ya += 3) {
@@ -163,29 +162,25 @@ static ALWAYS_INLINE Py_ssize_t ms_pixel(const Climb *K, int kernel, int speedup
             float dy[3] = {(float)((ya - c[0]) * (ya - c[0])),
                            ya + 1 <= yhi ? (float)((yb - c[0]) * (yb - c[0])) : INFINITY,
                            ya + 2 <= yhi ? (float)((yc - c[0]) * (yc - c[0])) : INFINITY};
+            float oy[3] = {(float)(ya - ylo), (float)(yb - ylo), (float)(yc - ylo)};
             Py_ssize_t ys[3] = {ya, yb, yc};
             for (Py_ssize_t xb = xs; xb <= xe; xb += MS_BLOCK) {
                 const float *rows[3][3];
                 for (int r = 0; r < 3; r++)
                     for (int ch = 0; ch < 3; ch++)
                         rows[r][ch] = R + ch * plane + ys[r] * K->wp + K->pad + xb;
-                float o[7];
-                ms_block(rows, (float)(xb - c[1]), dy, cf, lwf, kernel, sup2f, rs2f, inv_hs2,
-                         speedup, near, o);
+                ms_block(rows, (float)(xb - c[1]), (float)(xb - xs), dy, oy, cf, lwf, kernel,
+                         sup2f, rs2f, inv_hs2, speedup, near, &L);
                 if (speedup == 2) /* window points of very similar colour join the path */
                     for (int k = 0; k < MS_BLOCK; k++)
                         for (int r = 0; r < 3; r++)
                             npts = ms_near(near[r][k], ys[r], xb + k, lo, hi, K->w, table, plist,
                                            npts);
-                double pass_w = ((double)o[0] + o[1]) + o[2];
-                sw += pass_w;
-                sy += (double)o[0] * ya + (double)o[1] * yb + (double)o[2] * yc;
-                sx += o[3] + pass_w * xb;
-                s0 += o[4];
-                s1 += o[5];
-                s2 += o[6];
             }
         }
+        double sw = ms_total(L.w);
+        double sy = ms_total(L.y) + sw * (double)ylo, sx = ms_total(L.x) + sw * (double)xs;
+        double s0 = ms_total(L.r0), s1 = ms_total(L.r1), s2 = ms_total(L.r2);
         if (sw <= 0.0)
             break;
         double n[5] = {sy / sw, sx / sw, s0 / sw, s1 / sw, s2 / sw}, shift2;
