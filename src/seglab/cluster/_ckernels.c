@@ -39,6 +39,16 @@ static ALWAYS_INLINE double error_bound(double d2, double R, double A)
     return R * d2 + A * sqrt(d2) + A * A;
 }
 
+static ALWAYS_INLINE int any_flag(const uint8_t *flag, Py_ssize_t from, Py_ssize_t m)
+{
+    /* whether one of flag[from : from + LANES] (cut at m) is set */
+    int any = 0;
+    Py_ssize_t to = from + LANES < m ? from + LANES : m;
+    for (Py_ssize_t q = from; q < to; q++)
+        any |= flag[q];
+    return any;
+}
+
 static ALWAYS_INLINE float round_down(double x)
 {
     /* a float32 <= x: widening by 2**-22 first survives rounding to nearest */
@@ -283,18 +293,16 @@ static PyObject *py_hamerly_step(PyObject *self, PyObject *const *args, Py_ssize
     int ok = 1;
     Py_BEGIN_ALLOW_THREADS;
     void *w = malloc(size == 4 ? sizeof(Scratch_f32) : sizeof(Scratch_f64));
-    void *buf = malloc((size_t)d * BLOCK * (size_t)size);
-    if (w && buf) {
+    if (w) {
         if (size == 4)
             hamerly_step_f32(XT, n, d, centers, c64, k, R, A, labels, key, decrement, half_sep,
-                             dsums, dcounts, pchanged, pinertia, spi[0] > 0, w, buf, c_lo, c_hi);
+                             dsums, dcounts, pchanged, pinertia, spi[0] > 0, w, c_lo, c_hi);
         else
             hamerly_step_f64(XT, n, d, centers, c64, k, R, A, labels, key, decrement, half_sep,
-                             dsums, dcounts, pchanged, pinertia, spi[0] > 0, w, buf, c_lo, c_hi);
+                             dsums, dcounts, pchanged, pinertia, spi[0] > 0, w, c_lo, c_hi);
     } else
         ok = 0;
     free(w);
-    free(buf);
     Py_END_ALLOW_THREADS;
     release(&V);
     if (!ok)

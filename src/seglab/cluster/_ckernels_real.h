@@ -207,7 +207,8 @@ static ALWAYS_INLINE void SFX(add_sqdist)(
 typedef struct {
     double acc[BLOCK], sep[BLOCK], dec[BLOCK];
     REAL b1[BLOCK], b2[BLOCK], dist[BLOCK];
-    int32_t bk[BLOCK], todo[BLOCK];
+    int32_t bk[BLOCK];
+    uint8_t flag[BLOCK];
     float kb[BLOCK];
 } SFX(Scratch);
 
@@ -276,8 +277,8 @@ SIMD_CLONES static void SFX(hamerly_step)(
     const double *restrict c64, int k, double R, double A, int32_t *restrict labels,
     float *restrict key, const double *restrict decrement, const double *restrict half_sep,
     double *restrict dsums, int64_t *restrict dcounts, int64_t *restrict pchanged,
-    double *restrict pinertia, int with_inertia, SFX(Scratch) *restrict w, REAL *restrict buf,
-    Py_ssize_t c_lo, Py_ssize_t c_hi)
+    double *restrict pinertia, int with_inertia, SFX(Scratch) *restrict w, Py_ssize_t c_lo,
+    Py_ssize_t c_hi)
 {
     for (Py_ssize_t c = c_lo; c < c_hi; c++) {
         for (int q = 0; q < BLOCK; q++)
@@ -287,40 +288,26 @@ SIMD_CLONES static void SFX(hamerly_step)(
             Py_ssize_t m = (start + BLOCK < n ? start + BLOCK : n) - start;
             Py_ssize_t count = 0;
             for (Py_ssize_t q = 0; q < m; q++) {
-                w->todo[count] = (int32_t)q;
-                count += key[start + q] < decrement[labels[start + q]];
+                uint8_t fails = key[start + q] < decrement[labels[start + q]];
+                w->flag[q] = fails;
+                count += fails;
             }
-            if (count > 0) {
-                const REAL *src;
-                Py_ssize_t stride, off, lanes;
-                if (4 * count >= m) { /* dense: recompute the whole block where it lies */
-                    for (Py_ssize_t q = 0; q < m; q++)
-                        w->todo[q] = (int32_t)q;
-                    count = m;
-                    lanes = m;
-                    src = XT;
-                    stride = n;
-                    off = start;
-                } else { /* whole SIMD vectors: no scalar tail */
-                    lanes = (count + 15) / 16 * 16;
-                    if (lanes > BLOCK)
-                        lanes = BLOCK;
-                    for (int f = 0; f < d; f++) {
-                        for (Py_ssize_t p = 0; p < count; p++)
-                            buf[f * BLOCK + p] = XT[f * n + start + w->todo[p]];
-                        for (Py_ssize_t p = count; p < lanes; p++)
-                            buf[f * BLOCK + p] = 0;
-                    }
-                    src = buf;
-                    stride = BLOCK;
-                    off = 0;
-                }
-                SFX(nearest_two)(src, stride, off, lanes, centers, c64, k, d, R, A, w->b1, w->b2,
-                                 w->bk, w->dist);
-                SFX(new_keys)(w->b1, w->b2, w->bk, lanes, half_sep, decrement, k, R, A, w->kb,
+            /* runs of whole vectors holding a point that may change are recomputed where they
+             * lie (their other points' bounds are refreshed on the way); no gather */
+            for (Py_ssize_t v0 = 0; count > 0 && v0 < m; v0 += LANES) {
+                if (!any_flag(w->flag, v0, m))
+                    continue;
+                Py_ssize_t v1 = v0 + LANES;
+                while (v1 < m && any_flag(w->flag, v1, m))
+                    v1 += LANES;
+                v1 = v1 < m ? v1 : m;
+                Py_ssize_t len = v1 - v0, off = start + v0;
+                SFX(nearest_two)(XT, n, off, len, centers, c64, k, d, R, A, w->b1, w->b2, w->bk,
+                                 w->dist);
+                SFX(new_keys)(w->b1, w->b2, w->bk, len, half_sep, decrement, k, R, A, w->kb,
                               w->sep, w->dec);
-                for (Py_ssize_t p = 0; p < count; p++) {
-                    Py_ssize_t i = start + w->todo[p];
+                for (Py_ssize_t p = 0; p < len; p++) {
+                    Py_ssize_t i = off + p;
                     int32_t a = labels[i], j = w->bk[p];
                     key[i] = w->kb[p];
                     if (j != a) {
@@ -329,12 +316,13 @@ SIMD_CLONES static void SFX(hamerly_step)(
                         dcounts[c * k + a] -= 1;
                         dcounts[c * k + j] += 1;
                         for (int f = 0; f < d; f++) {
-                            REAL x = src[f * stride + off + p];
+                            REAL x = XT[f * n + i];
                             dsums[(c * k + a) * d + f] -= x;
                             dsums[(c * k + j) * d + f] += x;
                         }
                     }
                 }
+                v0 = v1 - LANES;
             }
             if (with_inertia)
                 SFX(add_sqdist)(XT, n, d, start, m, c64, k, labels, w->sep, w->acc);
