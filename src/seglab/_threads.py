@@ -1,8 +1,9 @@
 """Several cores for the compiled kernels, without numba's ``parallel=True``.
 
-The kernels are compiled serial, with ``nogil=True``, and take a range of work items (chunks of
-points, bands of image rows); :func:`parallel_for` hands out the ranges to a shared pool of
-threads, and since a running kernel holds no GIL the threads run on all cores. Why not
+The kernels are serial (C that releases the GIL, or numba with ``nogil=True``) and take a range
+of work items (chunks of points, bands of image rows); :func:`parallel_for` hands out the ranges
+to a shared pool of threads, and since a running kernel holds no GIL the threads run on all
+cores. Why not
 ``prange``: parfors lowering multiplies numba's compile time (with it, a first
 ``seglab segment`` in a fresh cache spent 28 s compiling the k-means kernels), and a user meets
 that cost on the first photo after installing. The ranges are fixed by the number of items and of
