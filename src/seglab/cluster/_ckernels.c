@@ -2,9 +2,12 @@
  * compiled when the package is built (setup.py), so that the clustering needs no compiler at run
  * time and no numba at all: the first run is as fast as the hundredth.
  *
- * Every function takes the same arguments as the numba kernel of the same name
- * (_kmeans_numba.py, _region_numba.py, _meanshift_image_numba.py): numpy arrays (read through the buffer protocol, checked
+ * Every function takes the same arguments as the numba kernel of the same name (_kmeans_numba.py,
+ * _region_numba.py; _modes3 takes the kernel id and speed-up that numba bakes into its entry
+ * points of _meanshift_image_numba.py): numpy arrays (read through the buffer protocol, checked
  * for dimensions, type and contiguity), numbers, and the range of chunks [c_lo, c_hi) to work on.
+ * Same results as numba's (tests/test_kernel_backends.py), not always the same loops: the
+ * Hamerly step recomputes runs of whole vectors in place where numba gathers sparse points.
  * The work runs without the GIL, so seglab._threads runs ranges on several threads at once.
  * Where GCC or Clang can, the hot functions are compiled for AVX-512, AVX2 and plain x86-64,
  * picked when the module loads (target_clones), so one build is fast on every x86-64 CPU. */
@@ -502,8 +505,8 @@ static PyMethodDef methods[] = {
 
 static struct PyModuleDef module = {
     PyModuleDef_HEAD_INIT, "_ckernels",
-    "seglab's k-means kernels and region flood fill, compiled at install (see _ckernels.c).", -1,
-    methods,
+    "seglab's clustering kernels, compiled at install (see _ckernels.c).", -1, methods, NULL,
+    NULL, NULL, NULL,
 };
 
 PyMODINIT_FUNC PyInit__ckernels(void)
