@@ -216,10 +216,10 @@ fail:
 
 static PyObject *py_assign(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
 {
-    if (check_nargs(nargs, 14, "_assign") < 0)
+    if (check_nargs(nargs, 15, "_assign") < 0)
         return NULL;
     Views V = {.n = 0};
-    Py_ssize_t sx[2], sc[2], s64[2], sl[1], sk[1], sh[1], sps[3], spc[2], sch[1], size;
+    Py_ssize_t sx[2], sc[2], s64[2], sl[1], sk[1], sh[1], sps[3], spc[2], sch[1], spi[1], size;
     void *XT = array(&V, args[0], "XT", 2, 'r', 0, sx, &size);
     if (!XT)
         goto fail;
@@ -235,7 +235,8 @@ static PyObject *py_assign(PyObject *self, PyObject *const *args, Py_ssize_t nar
     ARRAY(psums, double, 9, 3, 'd', 1, sps)
     ARRAY(pcounts, int64_t, 10, 2, 'q', 1, spc)
     ARRAY(pchanged, int64_t, 11, 1, 'q', 1, sch)
-    RANGE(12)
+    ARRAY(pinertia, double, 12, 1, 'd', 1, spi)
+    RANGE(13)
     if (PyErr_Occurred() || want_sums < 0)
         goto fail;
     Py_ssize_t n = sx[1];
@@ -247,10 +248,12 @@ static PyObject *py_assign(PyObject *self, PyObject *const *args, Py_ssize_t nar
     if (zero && w) {
         if (size == 4)
             assign_f32(XT, n, d, centers, c64, k, R, A, labels, key, sk[0] > 0, half_sep,
-                       want_sums, psums, pcounts, pchanged, zero, w, c_lo, c_hi);
+                       want_sums, psums, pcounts, pchanged, pinertia, spi[0] > 0, zero, w, c_lo,
+                       c_hi);
         else
             assign_f64(XT, n, d, centers, c64, k, R, A, labels, key, sk[0] > 0, half_sep,
-                       want_sums, psums, pcounts, pchanged, zero, w, c_lo, c_hi);
+                       want_sums, psums, pcounts, pchanged, pinertia, spi[0] > 0, zero, w, c_lo,
+                       c_hi);
     } else
         ok = 0;
     free(zero);
@@ -303,42 +306,6 @@ static PyObject *py_hamerly_step(PyObject *self, PyObject *const *args, Py_ssize
         else
             hamerly_step_f64(XT, n, d, centers, c64, k, R, A, labels, key, decrement, half_sep,
                              dsums, dcounts, pchanged, pinertia, spi[0] > 0, w, c_lo, c_hi);
-    } else
-        ok = 0;
-    free(w);
-    Py_END_ALLOW_THREADS;
-    release(&V);
-    if (!ok)
-        return PyErr_NoMemory();
-    Py_RETURN_NONE;
-fail:
-    release(&V);
-    return NULL;
-}
-
-static PyObject *py_inertia(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
-{
-    if (check_nargs(nargs, 6, "_inertia") < 0)
-        return NULL;
-    Views V = {.n = 0};
-    Py_ssize_t sx[2], sc[2], sl[1], sp[1], size;
-    void *XT = array(&V, args[0], "XT", 2, 'r', 0, sx, &size);
-    if (!XT)
-        goto fail;
-    ARRAY(centers, const double, 1, 2, 'd', 0, sc)
-    ARRAY(labels, const int32_t, 2, 1, 'i', 0, sl)
-    ARRAY(partial, double, 3, 1, 'd', 1, sp)
-    RANGE(4)
-    Py_ssize_t n = sx[1];
-    int d = (int)sx[0], k = (int)sc[0];
-    int ok = 1;
-    Py_BEGIN_ALLOW_THREADS;
-    void *w = malloc(size == 4 ? sizeof(Scratch_f32) : sizeof(Scratch_f64));
-    if (w) {
-        if (size == 4)
-            inertia_f32(XT, n, d, centers, k, labels, partial, w, c_lo, c_hi);
-        else
-            inertia_f64(XT, n, d, centers, k, labels, partial, w, c_lo, c_hi);
     } else
         ok = 0;
     free(w);
@@ -493,7 +460,6 @@ static PyMethodDef methods[] = {
     {"_prepare", (PyCFunction)(void (*)(void))py_prepare, METH_FASTCALL, NULL},
     {"_assign", (PyCFunction)(void (*)(void))py_assign, METH_FASTCALL, NULL},
     {"_hamerly_step", (PyCFunction)(void (*)(void))py_hamerly_step, METH_FASTCALL, NULL},
-    {"_inertia", (PyCFunction)(void (*)(void))py_inertia, METH_FASTCALL, NULL},
     {"_sqdist_to_assigned", (PyCFunction)(void (*)(void))py_sqdist_to_assigned, METH_FASTCALL,
      NULL},
     {"_min_sqdist_update", (PyCFunction)(void (*)(void))py_min_sqdist_update, METH_FASTCALL,

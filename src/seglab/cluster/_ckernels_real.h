@@ -163,10 +163,14 @@ static ALWAYS_INLINE void SFX(new_keys)(
     }
 }
 
+/* sums[j] += the points of the block labelled j, counts[j] += their number. Each (centre,
+ * feature) sum is kept in LANES partial sums (a SIMD register) and added up once: numba
+ * reassociates the same sum its own way, so the two agree to rounding (1e-12 relative). */
 static ALWAYS_INLINE void SFX(add_sums)(
     const REAL *restrict src, Py_ssize_t stride, Py_ssize_t off, Py_ssize_t m,
     const int32_t *restrict bk, int k, int d, double *restrict sums, int64_t *restrict counts)
 {
+    Py_ssize_t whole = m / LANES * LANES;
     for (int j = 0; j < k; j++) {
         Py_ssize_t n_j = 0;
         for (Py_ssize_t q = 0; q < m; q++)
@@ -176,8 +180,16 @@ static ALWAYS_INLINE void SFX(add_sums)(
         counts[j] += n_j;
         for (int f = 0; f < d; f++) {
             const REAL *restrict row = src + f * stride + off;
+            double lane[LANES] = {0};
+            /* a product, not `bk == j ? x : 0`: GCC 12 miscompiles that masked sum for AVX-512
+             * (tests/test_kmeans.py caught it); the data are finite, so x * 0 is 0 */
+            for (Py_ssize_t q0 = 0; q0 < whole; q0 += LANES)
+                for (int l = 0; l < LANES; l++)
+                    lane[l] += (double)row[q0 + l] * (double)(bk[q0 + l] == j);
             double acc = 0.0;
-            for (Py_ssize_t q = 0; q < m; q++)
+            for (int l = 0; l < LANES; l++)
+                acc += lane[l];
+            for (Py_ssize_t q = whole; q < m; q++)
                 acc += bk[q] == j ? (double)row[q] : 0.0;
             sums[(Py_ssize_t)j * d + f] += acc;
         }
@@ -246,9 +258,12 @@ SIMD_CLONES static void SFX(assign)(
     const double *restrict c64, int k, double R, double A, int32_t *restrict labels,
     float *restrict key, int with_key, const double *restrict half_sep, int want_sums,
     double *restrict psums, int64_t *restrict pcounts, int64_t *restrict pchanged,
-    const double *restrict zero, SFX(Scratch) *restrict w, Py_ssize_t c_lo, Py_ssize_t c_hi)
+    double *restrict pinertia, int with_inertia, const double *restrict zero,
+    SFX(Scratch) *restrict w, Py_ssize_t c_lo, Py_ssize_t c_hi)
 {
     for (Py_ssize_t c = c_lo; c < c_hi; c++) {
+        for (int q = 0; q < BLOCK; q++)
+            w->acc[q] = 0.0;
         Py_ssize_t stop = (c + 1) * CHUNK < n ? (c + 1) * CHUNK : n;
         for (Py_ssize_t start = c * CHUNK; start < stop; start += BLOCK) {
             Py_ssize_t m = (start + BLOCK < n ? start + BLOCK : n) - start;
@@ -268,6 +283,14 @@ SIMD_CLONES static void SFX(assign)(
             }
             if (want_sums)
                 SFX(add_sums)(XT, n, start, m, w->bk, k, d, psums + c * k * d, pcounts + c * k);
+            if (with_inertia) /* as hamerly_step: per lane, with the labels just written */
+                SFX(add_sqdist)(XT, n, d, start, m, c64, k, labels, w->sep, w->acc);
+        }
+        if (with_inertia) {
+            double total = 0.0;
+            for (int q = 0; q < BLOCK; q++)
+                total += w->acc[q];
+            pinertia[c] = total;
         }
     }
 }
@@ -333,26 +356,6 @@ SIMD_CLONES static void SFX(hamerly_step)(
                 total += w->acc[q];
             pinertia[c] = total;
         }
-    }
-}
-
-SIMD_CLONES static void SFX(inertia)(
-    const REAL *restrict XT, Py_ssize_t n, int d, const double *restrict centers, int k,
-    const int32_t *restrict labels, double *restrict partial, SFX(Scratch) *restrict w,
-    Py_ssize_t c_lo, Py_ssize_t c_hi)
-{
-    for (Py_ssize_t c = c_lo; c < c_hi; c++) {
-        for (int q = 0; q < BLOCK; q++)
-            w->acc[q] = 0.0;
-        Py_ssize_t stop = (c + 1) * CHUNK < n ? (c + 1) * CHUNK : n;
-        for (Py_ssize_t start = c * CHUNK; start < stop; start += BLOCK) {
-            Py_ssize_t m = (start + BLOCK < n ? start + BLOCK : n) - start;
-            SFX(add_sqdist)(XT, n, d, start, m, centers, k, labels, w->sep, w->acc);
-        }
-        double total = 0.0;
-        for (int q = 0; q < BLOCK; q++)
-            total += w->acc[q];
-        partial[c] = total;
     }
 }
 

@@ -77,12 +77,13 @@ def prepare(X: np.ndarray, XT: np.ndarray) -> tuple[int, float, np.ndarray]:
     return int(bad.sum()), float((m2 / n).mean()), mean * n
 
 
-def assign(XT, centers, c64, R, A, labels, key, half_sep, want_sums):
+def assign(XT, centers, c64, R, A, labels, key, half_sep, want_sums, want_inertia=False):
     """A full Lloyd E-step (and the M-step sums): the nearest centre of every point.
 
     Writes ``labels`` in place and, when ``key`` is not empty, every point's Hamerly key with the
-    cumulative decrements at zero. Returns (sums (K, D), counts (K,), n_changed); sums and counts
-    stay zero unless ``want_sums``.
+    cumulative decrements at zero. Returns (sums (K, D), counts (K,), n_changed, inertia); sums
+    and counts stay zero unless ``want_sums``; the inertia under the new labels (the bits
+    :func:`hamerly_step` gives, in the same pass) is None unless ``want_inertia``.
     """
     d, n = XT.shape
     k = centers.shape[0]
@@ -90,9 +91,11 @@ def assign(XT, centers, c64, R, A, labels, key, half_sep, want_sums):
     psums = np.zeros((n_chunks, k, d))
     pcounts = np.zeros((n_chunks, k), dtype=np.int64)
     pchanged = np.zeros(n_chunks, dtype=np.int64)
+    pinertia = np.zeros(n_chunks if want_inertia else 0)
     parallel_for(_impl()._assign, n_chunks, XT, centers, c64, R, A, labels, key, half_sep,
-                 bool(want_sums), psums, pcounts, pchanged)  # fmt: skip
-    return psums.sum(axis=0), pcounts.sum(axis=0), int(pchanged.sum())
+                 bool(want_sums), psums, pcounts, pchanged, pinertia)  # fmt: skip
+    inertia = float(pinertia.sum()) if want_inertia else None
+    return psums.sum(axis=0), pcounts.sum(axis=0), int(pchanged.sum()), inertia
 
 
 def hamerly_step(XT, centers, c64, R, A, labels, key, decrement, half_sep, want_inertia=False):
@@ -109,8 +112,8 @@ def hamerly_step(XT, centers, c64, R, A, labels, key, decrement, half_sep, want_
     point. A block where many points fail is recomputed whole, in place (which refreshes every
     bound in it); otherwise the failing points are gathered and get all K distances and a new
     key. Returns the change in per-cluster sums and counts, the number of points that moved and,
-    with ``want_inertia``, the inertia under the updated labels (as :func:`inertia`, in the same
-    pass; else None).
+    with ``want_inertia``, the inertia under the updated labels (summed per lane, each
+    chunk apart, in the same pass; else None).
     """
     d, n = XT.shape
     k = centers.shape[0]
@@ -130,17 +133,6 @@ def sqdist_to_assigned(XT: np.ndarray, centers: np.ndarray, labels: np.ndarray) 
     out = np.zeros(XT.shape[1])
     parallel_for(_impl()._sqdist_to_assigned, _n_chunks(XT.shape[1]), XT, centers, labels, out)
     return out
-
-
-def inertia(XT: np.ndarray, centers: np.ndarray, labels: np.ndarray) -> float:
-    """Sum of squared distances (float64) of the points to their assigned centres.
-
-    Each point's centre coordinate is looked up by one blend per cluster rather than gathered,
-    and the sums are kept per lane, so every loop compiles to SIMD (and the result does not
-    depend on the number of threads)."""
-    partial = np.zeros(_n_chunks(XT.shape[1]))
-    parallel_for(_impl()._inertia, len(partial), XT, centers, labels, partial)
-    return float(partial.sum())
 
 
 def min_sqdist_update(

@@ -157,12 +157,19 @@ def _kernel_centers(XT: np.ndarray, centers: np.ndarray) -> tuple[np.ndarray, fl
     return centers.astype(XT.dtype), R, A
 
 
-def _assign(XT: np.ndarray, centers: np.ndarray, labels: np.ndarray, want_sums: bool = False):
+def _assign(
+    XT: np.ndarray,
+    centers: np.ndarray,
+    labels: np.ndarray,
+    want_sums: bool = False,
+    want_inertia: bool = False,
+):
     """Nearest centre of every point, written into ``labels`` (no bounds kept); returns the
-    kernel's (sums, counts, n_changed)."""
+    kernel's (sums, counts, n_changed, inertia)."""
     cd, R, A = _kernel_centers(XT, centers)
     no_key = np.empty(0, dtype=np.float32)
-    return K.assign(XT, cd, centers, R, A, labels, no_key, np.zeros(len(centers)), want_sums)
+    return K.assign(XT, cd, centers, R, A, labels, no_key, np.zeros(len(centers)), want_sums,
+                    want_inertia)  # fmt: skip
 
 
 def lloyd(
@@ -190,8 +197,8 @@ def lloyd(
     n_iter = 0
     if algorithm == "lloyd":
         for _ in range(max_iter):
-            sums, counts, changed = _assign(XT, centers, labels, want_sums=True)
-            history.append(float(K.inertia(XT, centers, labels)))
+            sums, counts, changed, inertia = _assign(XT, centers, labels, True, True)
+            history.append(inertia)
             _relocate_empty(X, XT, centers, labels, sums, counts)
             new = _means(sums, counts, centers)
             shift = float(((new - centers) ** 2).sum())
@@ -199,8 +206,8 @@ def lloyd(
             n_iter += 1
             if changed == 0 or shift <= tol:
                 break
-        _assign(XT, centers, labels)
-        return _result(centers, labels, K.inertia(XT, centers, labels), n_iter, history)
+        inertia = _assign(XT, centers, labels, want_inertia=True)[3]
+        return _result(centers, labels, inertia, n_iter, history)
     # Hamerly's bounds as one slack per point; decrements cumulative, per cluster
     key = np.empty(n, dtype=np.float32)
     decrement = np.zeros(len(centers))

@@ -173,18 +173,23 @@ def _add_sums(src, off, m, bk, sums, counts):  # pragma: no cover - compiled
 
 
 @kernel(nogil=True)
-def _assign(XT, centers, c64, R, A, labels, key, half_sep, want_sums, psums, pcounts, pchanged, c_lo, c_hi):  # pragma: no cover  # fmt: skip
-    """``_kmeans_kernels.assign`` on chunks [c_lo, c_hi), with per-chunk sums, counts and changes."""
+def _assign(XT, centers, c64, R, A, labels, key, half_sep, want_sums, psums, pcounts, pchanged, pinertia, c_lo, c_hi):  # pragma: no cover  # fmt: skip
+    """``_kmeans_kernels.assign`` on chunks [c_lo, c_hi), with per-chunk sums, counts, changes
+    and (when ``pinertia`` is not empty) inertia under the new labels, as ``_hamerly_step``."""
     n = XT.shape[1]
     k = centers.shape[0]
     zero = np.zeros(k)
     with_key = key.size > 0
+    with_inertia = pinertia.size > 0
     b1, b2, dist = np.empty((3, BLOCK), dtype=XT.dtype)
     bk = np.empty(BLOCK, dtype=np.int32)
     kb = np.empty(BLOCK, dtype=np.float32)
     sep = np.empty(BLOCK)
     dec = np.empty(BLOCK)
+    acc = np.empty(BLOCK)
     for c in range(c_lo, c_hi):
+        for q in range(BLOCK):
+            acc[q] = 0.0
         for start in range(c * CHUNK, min(n, (c + 1) * CHUNK), BLOCK):
             m = min(n, start + BLOCK) - start
             _nearest_two(XT, start, m, centers, c64, R, A, b1, b2, bk, dist)
@@ -199,6 +204,13 @@ def _assign(XT, centers, c64, R, A, labels, key, half_sep, want_sums, psums, pco
                     key[start + q] = kb[q]
             if want_sums:
                 _add_sums(XT, start, m, bk, psums[c], pcounts[c])
+            if with_inertia:
+                _add_sqdist(XT, start, m, c64, labels, sep, acc)
+        if with_inertia:
+            total = 0.0
+            for q in range(BLOCK):
+                total += acc[q]
+            pinertia[c] = total
 
 
 @kernel(nogil=True)
@@ -258,7 +270,7 @@ def _hamerly_step(XT, centers, c64, R, A, labels, key, decrement, half_sep, dsum
                             x = src[f, off + p]
                             dsums[c, a, f] -= x
                             dsums[c, j, f] += x
-            if with_inertia:  # as ``_kmeans_kernels.inertia``, with the labels just updated
+            if with_inertia:  # with the labels just updated
                 _add_sqdist(XT, start, m, c64, labels, sep, acc)
         if with_inertia:
             total = 0.0
@@ -295,22 +307,6 @@ def _add_sqdist(XT, start, m, centers, labels, cf, acc):  # pragma: no cover - c
         for q in range(m):
             t = np.float64(row[q]) - cf[q]
             acc[q] += t * t
-
-
-@kernel(nogil=True)
-def _inertia(XT, centers, labels, partial, c_lo, c_hi):  # pragma: no cover - compiled
-    n = XT.shape[1]
-    acc = np.zeros(BLOCK)
-    cf = np.empty(BLOCK)
-    for c in range(c_lo, c_hi):
-        for q in range(BLOCK):
-            acc[q] = 0.0
-        for start in range(c * CHUNK, min(n, (c + 1) * CHUNK), BLOCK):
-            _add_sqdist(XT, start, min(n, start + BLOCK) - start, centers, labels, cf, acc)
-        total = 0.0
-        for q in range(BLOCK):
-            total += acc[q]
-        partial[c] = total
 
 
 @kernel(nogil=True)

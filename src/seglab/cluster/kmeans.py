@@ -25,7 +25,6 @@ from .._checks import check_positive_int, device_name
 from .._constraints import Interval, Options, validate
 from ..features import pixel_features, resolve_spatial_weight
 from ..image import check_image
-from . import _kmeans_kernels as K
 from ._estimator import EstimatorMixin, as_generator, check_array, check_features
 from ._kmeans_lloyd import (
     _assign,
@@ -242,8 +241,7 @@ class KMeans(EstimatorMixin):
         XT = _transpose(X).XT
         centers = self.cluster_centers_.astype(np.float64)
         labels = np.full(X.shape[0], -1, dtype=np.int32)
-        _assign(XT, centers, labels)
-        return labels, float(K.inertia(XT, centers, labels))
+        return labels, _assign(XT, centers, labels, want_inertia=True)[3]
 
 
 class KMeansSegmenter(EstimatorMixin):
