@@ -109,9 +109,10 @@ def hamerly_step(XT, centers, c64, R, A, labels, key, decrement, half_sep, want_
     cluster-a point shrinks by at most a's shift plus the larger of the other centres' largest
     shift and the drop of s_a, which the caller adds to ``decrement[a]``. A point can change
     label only if ``key < decrement[a]``: the first pass over a block reads a label and a key per
-    point. A block where many points fail is recomputed whole, in place (which refreshes every
-    bound in it); otherwise the failing points are gathered and get all K distances and a new
-    key. Returns the change in per-cluster sums and counts, the number of points that moved and,
+    point. numba's kernel recomputes a block where many points fail whole, in place (which
+    refreshes every bound in it), and otherwise gathers the failing points; the C kernel
+    recomputes, in place, the runs of 16-point vectors that hold a failing point. Either way
+    those points get all K distances and a new key. Returns the change in per-cluster sums and counts, the number of points that moved and,
     with ``want_inertia``, the inertia under the updated labels (summed per lane, each
     chunk apart, in the same pass; else None).
     """
