@@ -20,13 +20,6 @@ if not _kernel_backend.compiled_available():
     pytest.skip("the C extension was not built (no C compiler at install)", allow_module_level=True)
 
 
-@pytest.fixture(params=["c", "numba"])
-def backend(request):
-    _kernel_backend.use(request.param)
-    yield request.param
-    _kernel_backend.use(None)
-
-
 def _both(fn):
     """fn() under each backend: (C result, numba result)."""
     out = []
@@ -67,17 +60,6 @@ def test_lloyd_algorithm_agrees_in_c_and_numba():
     np.testing.assert_array_equal(lc, ln)  # numba reassociates its sums: centres to rounding
     np.testing.assert_allclose(cc, cn, rtol=1e-12)
     assert ic == pytest.approx(in_, rel=1e-12)
-
-
-def test_float32_near_ties_get_the_exact_label_in_c(backend):
-    rng = np.random.default_rng(0)
-    centers = np.array([[1000.1, 500.0], [1000.3, 500.0]])
-    X = np.column_stack([1000.2 + rng.uniform(-2e-3, 2e-3, 4000), rng.uniform(0, 1000, 4000)])
-    X = X.astype(np.float32)
-    km = KMeans(2).fit(np.array([[0.0, 0.0], [1.0, 1.0]], dtype=np.float32))
-    km.cluster_centers_ = centers
-    d2 = ((X.astype(np.float64)[:, None, :] - centers[None]) ** 2).sum(axis=2)
-    np.testing.assert_array_equal(km.predict(X), d2.argmin(axis=1))
 
 
 @pytest.mark.parametrize("connectivity", [1, 2])

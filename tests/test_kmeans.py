@@ -118,12 +118,16 @@ def test_predict_and_fit_predict():
     assert km.score(X) == pytest.approx(-km.inertia_)
 
 
+@pytest.mark.parametrize("backend", ["c", "numba"])
 @pytest.mark.parametrize("exact", [True, False])
-def test_float32_near_ties_get_the_exact_label(exact, monkeypatch):
+def test_float32_near_ties_get_the_exact_label(exact, backend, monkeypatch):
     # points straddling the bisector of two centres, far from the origin (pixel positions):
-    # float32 distances cannot order them, the float64 fallback must
-    from seglab.cluster import _kmeans_kernels
+    # float32 distances cannot order them, the float64 fallback must (in both kernels)
+    from seglab.cluster import _kernel_backend, _kmeans_kernels
 
+    if backend == "c" and not _kernel_backend.compiled_available():
+        pytest.skip("the C extension was not built")
+    monkeypatch.setattr(_kernel_backend, "_choice", backend)
     if not exact:  # without the error bound the check below must fail: the test can fail
         monkeypatch.setattr(_kmeans_kernels, "error_terms", lambda dtype, centers: (0.0, 0.0))
     rng = np.random.default_rng(0)

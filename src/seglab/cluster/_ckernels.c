@@ -52,6 +52,15 @@ static ALWAYS_INLINE int any_flag(const uint8_t *flag, Py_ssize_t from, Py_ssize
     return any;
 }
 
+static ALWAYS_INLINE double block_total(const double *acc)
+{
+    /* a chunk's inertia from its per-lane sums, added in lane order (as the numba kernels) */
+    double total = 0.0;
+    for (int q = 0; q < BLOCK; q++)
+        total += acc[q];
+    return total;
+}
+
 static ALWAYS_INLINE float round_down(double x)
 {
     /* a float32 <= x: widening by 2**-22 first survives rounding to nearest */
@@ -172,6 +181,17 @@ static int check_nargs(Py_ssize_t nargs, Py_ssize_t want, const char *name)
     return 0;
 }
 
+/* The data XT (D, N), float32 or float64 (*itemsize), and the centres in its type (K, D). */
+static int data_and_centers(Views *v, PyObject *const *args, void **XT, void **centers,
+                            Py_ssize_t sx[2], Py_ssize_t sc[2], Py_ssize_t *itemsize)
+{
+    *XT = array(v, args[0], "XT", 2, 'r', 0, sx, itemsize);
+    if (!*XT)
+        return -1;
+    *centers = array(v, args[1], "centers", 2, *itemsize == 4 ? 'f' : 'd', 0, sc, NULL);
+    return *centers ? 0 : -1;
+}
+
 #define ARRAY(var, type, i, ndim, kind, writable, shape)                                      \
     type *var = (type *)array(&V, args[i], #var, ndim, kind, writable, shape, NULL);          \
     if (!var)                                                                                 \
@@ -216,47 +236,38 @@ fail:
 
 static PyObject *py_assign(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
 {
-    if (check_nargs(nargs, 15, "_assign") < 0)
+    if (check_nargs(nargs, 13, "_assign") < 0)
         return NULL;
     Views V = {.n = 0};
-    Py_ssize_t sx[2], sc[2], s64[2], sl[1], sk[1], sh[1], sps[3], spc[2], sch[1], spi[1], size;
-    void *XT = array(&V, args[0], "XT", 2, 'r', 0, sx, &size);
-    if (!XT)
-        goto fail;
-    void *centers = array(&V, args[1], "centers", 2, size == 4 ? 'f' : 'd', 0, sc, NULL);
-    if (!centers)
+    Py_ssize_t sx[2], sc[2], s64[2], sl[1], sps[3], spc[2], sch[1], spi[1], size;
+    void *XT, *centers;
+    if (data_and_centers(&V, args, &XT, &centers, sx, sc, &size) < 0)
         goto fail;
     ARRAY(c64, const double, 2, 2, 'd', 0, s64)
     double R = PyFloat_AsDouble(args[3]), A = PyFloat_AsDouble(args[4]);
     ARRAY(labels, int32_t, 5, 1, 'i', 1, sl)
-    ARRAY(key, float, 6, 1, 'f', 1, sk)
-    ARRAY(half_sep, const double, 7, 1, 'd', 0, sh)
-    int want_sums = PyObject_IsTrue(args[8]);
-    ARRAY(psums, double, 9, 3, 'd', 1, sps)
-    ARRAY(pcounts, int64_t, 10, 2, 'q', 1, spc)
-    ARRAY(pchanged, int64_t, 11, 1, 'q', 1, sch)
-    ARRAY(pinertia, double, 12, 1, 'd', 1, spi)
-    RANGE(13)
+    int want_sums = PyObject_IsTrue(args[6]);
+    ARRAY(psums, double, 7, 3, 'd', 1, sps)
+    ARRAY(pcounts, int64_t, 8, 2, 'q', 1, spc)
+    ARRAY(pchanged, int64_t, 9, 1, 'q', 1, sch)
+    ARRAY(pinertia, double, 10, 1, 'd', 1, spi)
+    RANGE(11)
     if (PyErr_Occurred() || want_sums < 0)
         goto fail;
     Py_ssize_t n = sx[1];
     int d = (int)sx[0], k = (int)sc[0];
     int ok = 1;
     Py_BEGIN_ALLOW_THREADS;
-    double *zero = calloc((size_t)k, sizeof(double));
     void *w = malloc(size == 4 ? sizeof(Scratch_f32) : sizeof(Scratch_f64));
-    if (zero && w) {
+    if (w) {
         if (size == 4)
-            assign_f32(XT, n, d, centers, c64, k, R, A, labels, key, sk[0] > 0, half_sep,
-                       want_sums, psums, pcounts, pchanged, pinertia, spi[0] > 0, zero, w, c_lo,
-                       c_hi);
+            assign_f32(XT, n, d, centers, c64, k, R, A, labels, want_sums, psums, pcounts,
+                       pchanged, pinertia, spi[0] > 0, w, c_lo, c_hi);
         else
-            assign_f64(XT, n, d, centers, c64, k, R, A, labels, key, sk[0] > 0, half_sep,
-                       want_sums, psums, pcounts, pchanged, pinertia, spi[0] > 0, zero, w, c_lo,
-                       c_hi);
+            assign_f64(XT, n, d, centers, c64, k, R, A, labels, want_sums, psums, pcounts,
+                       pchanged, pinertia, spi[0] > 0, w, c_lo, c_hi);
     } else
         ok = 0;
-    free(zero);
     free(w);
     Py_END_ALLOW_THREADS;
     release(&V);
@@ -275,11 +286,8 @@ static PyObject *py_hamerly_step(PyObject *self, PyObject *const *args, Py_ssize
     Views V = {.n = 0};
     Py_ssize_t sx[2], sc[2], s64[2], sl[1], sk[1], sdec[1], sh[1], sds[3], sdc[2], sch[1],
         spi[1], size;
-    void *XT = array(&V, args[0], "XT", 2, 'r', 0, sx, &size);
-    if (!XT)
-        goto fail;
-    void *centers = array(&V, args[1], "centers", 2, size == 4 ? 'f' : 'd', 0, sc, NULL);
-    if (!centers)
+    void *XT, *centers;
+    if (data_and_centers(&V, args, &XT, &centers, sx, sc, &size) < 0)
         goto fail;
     ARRAY(c64, const double, 2, 2, 'd', 0, s64)
     double R = PyFloat_AsDouble(args[3]), A = PyFloat_AsDouble(args[4]);

@@ -256,10 +256,9 @@ SIMD_CLONES static void SFX(prepare)(
 SIMD_CLONES static void SFX(assign)(
     const REAL *restrict XT, Py_ssize_t n, int d, const REAL *restrict centers,
     const double *restrict c64, int k, double R, double A, int32_t *restrict labels,
-    float *restrict key, int with_key, const double *restrict half_sep, int want_sums,
-    double *restrict psums, int64_t *restrict pcounts, int64_t *restrict pchanged,
-    double *restrict pinertia, int with_inertia, const double *restrict zero,
-    SFX(Scratch) *restrict w, Py_ssize_t c_lo, Py_ssize_t c_hi)
+    int want_sums, double *restrict psums, int64_t *restrict pcounts, int64_t *restrict pchanged,
+    double *restrict pinertia, int with_inertia, SFX(Scratch) *restrict w, Py_ssize_t c_lo,
+    Py_ssize_t c_hi)
 {
     for (Py_ssize_t c = c_lo; c < c_hi; c++) {
         for (int q = 0; q < BLOCK; q++)
@@ -275,23 +274,13 @@ SIMD_CLONES static void SFX(assign)(
                 labels[start + q] = w->bk[q];
             }
             pchanged[c] += changed;
-            if (with_key) {
-                SFX(new_keys)(w->b1, w->b2, w->bk, m, half_sep, zero, k, R, A, w->kb, w->sep,
-                              w->dec);
-                for (Py_ssize_t q = 0; q < m; q++)
-                    key[start + q] = w->kb[q];
-            }
             if (want_sums)
                 SFX(add_sums)(XT, n, start, m, w->bk, k, d, psums + c * k * d, pcounts + c * k);
             if (with_inertia) /* as hamerly_step: per lane, with the labels just written */
                 SFX(add_sqdist)(XT, n, d, start, m, c64, k, labels, w->sep, w->acc);
         }
-        if (with_inertia) {
-            double total = 0.0;
-            for (int q = 0; q < BLOCK; q++)
-                total += w->acc[q];
-            pinertia[c] = total;
-        }
+        if (with_inertia)
+            pinertia[c] = block_total(w->acc);
     }
 }
 
@@ -350,12 +339,8 @@ SIMD_CLONES static void SFX(hamerly_step)(
             if (with_inertia)
                 SFX(add_sqdist)(XT, n, d, start, m, c64, k, labels, w->sep, w->acc);
         }
-        if (with_inertia) {
-            double total = 0.0;
-            for (int q = 0; q < BLOCK; q++)
-                total += w->acc[q];
-            pinertia[c] = total;
-        }
+        if (with_inertia)
+            pinertia[c] = block_total(w->acc);
     }
 }
 

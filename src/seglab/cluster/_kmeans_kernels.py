@@ -77,11 +77,10 @@ def prepare(X: np.ndarray, XT: np.ndarray) -> tuple[int, float, np.ndarray]:
     return int(bad.sum()), float((m2 / n).mean()), mean * n
 
 
-def assign(XT, centers, c64, R, A, labels, key, half_sep, want_sums, want_inertia=False):
+def assign(XT, centers, c64, R, A, labels, want_sums, want_inertia=False):
     """A full Lloyd E-step (and the M-step sums): the nearest centre of every point.
 
-    Writes ``labels`` in place and, when ``key`` is not empty, every point's Hamerly key with the
-    cumulative decrements at zero. Returns (sums (K, D), counts (K,), n_changed, inertia); sums
+    Writes ``labels`` in place. Returns (sums (K, D), counts (K,), n_changed, inertia); sums
     and counts stay zero unless ``want_sums``; the inertia under the new labels (the bits
     :func:`hamerly_step` gives, in the same pass) is None unless ``want_inertia``.
     """
@@ -92,8 +91,8 @@ def assign(XT, centers, c64, R, A, labels, key, half_sep, want_sums, want_inerti
     pcounts = np.zeros((n_chunks, k), dtype=np.int64)
     pchanged = np.zeros(n_chunks, dtype=np.int64)
     pinertia = np.zeros(n_chunks if want_inertia else 0)
-    parallel_for(_impl()._assign, n_chunks, XT, centers, c64, R, A, labels, key, half_sep,
-                 bool(want_sums), psums, pcounts, pchanged, pinertia)  # fmt: skip
+    parallel_for(_impl()._assign, n_chunks, XT, centers, c64, R, A, labels, bool(want_sums),
+                 psums, pcounts, pchanged, pinertia)  # fmt: skip
     inertia = float(pinertia.sum()) if want_inertia else None
     return psums.sum(axis=0), pcounts.sum(axis=0), int(pchanged.sum()), inertia
 

@@ -167,9 +167,7 @@ def _assign(
     """Nearest centre of every point, written into ``labels`` (no bounds kept); returns the
     kernel's (sums, counts, n_changed, inertia)."""
     cd, R, A = _kernel_centers(XT, centers)
-    no_key = np.empty(0, dtype=np.float32)
-    return K.assign(XT, cd, centers, R, A, labels, no_key, np.zeros(len(centers)), want_sums,
-                    want_inertia)  # fmt: skip
+    return K.assign(XT, cd, centers, R, A, labels, want_sums, want_inertia)
 
 
 def lloyd(

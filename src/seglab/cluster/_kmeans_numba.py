@@ -173,19 +173,14 @@ def _add_sums(src, off, m, bk, sums, counts):  # pragma: no cover - compiled
 
 
 @kernel(nogil=True)
-def _assign(XT, centers, c64, R, A, labels, key, half_sep, want_sums, psums, pcounts, pchanged, pinertia, c_lo, c_hi):  # pragma: no cover  # fmt: skip
+def _assign(XT, centers, c64, R, A, labels, want_sums, psums, pcounts, pchanged, pinertia, c_lo, c_hi):  # pragma: no cover  # fmt: skip
     """``_kmeans_kernels.assign`` on chunks [c_lo, c_hi), with per-chunk sums, counts, changes
     and (when ``pinertia`` is not empty) inertia under the new labels, as ``_hamerly_step``."""
     n = XT.shape[1]
-    k = centers.shape[0]
-    zero = np.zeros(k)
-    with_key = key.size > 0
     with_inertia = pinertia.size > 0
     b1, b2, dist = np.empty((3, BLOCK), dtype=XT.dtype)
     bk = np.empty(BLOCK, dtype=np.int32)
-    kb = np.empty(BLOCK, dtype=np.float32)
-    sep = np.empty(BLOCK)
-    dec = np.empty(BLOCK)
+    cf = np.empty(BLOCK)
     acc = np.empty(BLOCK)
     for c in range(c_lo, c_hi):
         for q in range(BLOCK):
@@ -198,19 +193,12 @@ def _assign(XT, centers, c64, R, A, labels, key, half_sep, want_sums, psums, pco
                 changed += labels[start + q] != bk[q]
                 labels[start + q] = bk[q]
             pchanged[c] += changed
-            if with_key:
-                _new_keys(b1, b2, bk, m, half_sep, zero, R, A, kb, sep, dec)
-                for q in range(m):  # (a plain loop: writing through a slice is not vectorised)
-                    key[start + q] = kb[q]
             if want_sums:
                 _add_sums(XT, start, m, bk, psums[c], pcounts[c])
             if with_inertia:
-                _add_sqdist(XT, start, m, c64, labels, sep, acc)
+                _add_sqdist(XT, start, m, c64, labels, cf, acc)
         if with_inertia:
-            total = 0.0
-            for q in range(BLOCK):
-                total += acc[q]
-            pinertia[c] = total
+            pinertia[c] = _lane_total(acc)
 
 
 @kernel(nogil=True)
@@ -273,10 +261,7 @@ def _hamerly_step(XT, centers, c64, R, A, labels, key, decrement, half_sep, dsum
             if with_inertia:  # with the labels just updated
                 _add_sqdist(XT, start, m, c64, labels, sep, acc)
         if with_inertia:
-            total = 0.0
-            for q in range(BLOCK):
-                total += acc[q]
-            pinertia[c] = total
+            pinertia[c] = _lane_total(acc)
 
 
 @kernel(nogil=True)
@@ -288,6 +273,15 @@ def _sqdist_to_assigned(XT, centers, labels, out, c_lo, c_hi):  # pragma: no cov
             for i in range(c * CHUNK, stop):
                 t = np.float64(XT[f, i]) - centers[labels[i], f]
                 out[i] += t * t
+
+
+@kernel(inline="always")
+def _lane_total(acc):  # pragma: no cover - compiled
+    """A chunk's inertia from its per-lane sums, added in lane order."""
+    total = 0.0
+    for q in range(BLOCK):
+        total += acc[q]
+    return total
 
 
 @kernel(inline="always")
