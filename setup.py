@@ -17,6 +17,7 @@ extension = Extension(
     depends=[
         "src/seglab/cluster/_ckernels_real.h",
         "src/seglab/cluster/_ckernels_meanshift.h",
+        "src/seglab/cluster/_ckernels_avx512.h",
     ],
     # -ffp-contract=off: no fused multiply-add, so the results are the bits of the numba kernels;
     # -fno-math-errno lets sqrt vectorise (it changes no result)

@@ -67,9 +67,15 @@ static ALWAYS_INLINE float round_down(double x)
     return (float)(x - fabs(x) * 2.384185791015625e-07);
 }
 
+#include "_ckernels_avx512.h"
+
 #define REAL float
 #define SFX(name) name##_f32
+#ifdef HAVE_FAST_BLOCK
+#define FAST_BLOCK hamerly_block_fast
+#endif
 #include "_ckernels_real.h"
+#undef FAST_BLOCK
 #undef REAL
 #undef SFX
 #define REAL double
@@ -464,7 +470,24 @@ fail:
     return NULL;
 }
 
+/* _set_fast_kmeans(on): switch the AVX-512 Hamerly block kernel on or off (on only where the
+ * CPU has it); returns whether it was on. For tests, which compare it with the portable loops. */
+static PyObject *py_set_fast_kmeans(PyObject *self, PyObject *arg)
+{
+    int on = PyObject_IsTrue(arg);
+    if (on < 0)
+        return NULL;
+#ifdef HAVE_FAST_BLOCK
+    int was = fast_block_enabled;
+    fast_block_enabled = on && fast_block_supported();
+    return PyBool_FromLong(was);
+#else
+    return PyBool_FromLong(0);
+#endif
+}
+
 static PyMethodDef methods[] = {
+    {"_set_fast_kmeans", (PyCFunction)py_set_fast_kmeans, METH_O, NULL},
     {"_prepare", (PyCFunction)(void (*)(void))py_prepare, METH_FASTCALL, NULL},
     {"_assign", (PyCFunction)(void (*)(void))py_assign, METH_FASTCALL, NULL},
     {"_hamerly_step", (PyCFunction)(void (*)(void))py_hamerly_step, METH_FASTCALL, NULL},
@@ -485,6 +508,9 @@ static struct PyModuleDef module = {
 
 PyMODINIT_FUNC PyInit__ckernels(void)
 {
+#ifdef HAVE_FAST_BLOCK
+    fast_block_enabled = fast_block_supported();
+#endif
     PyObject *m = PyModule_Create(&module);
     if (m && (PyModule_AddIntConstant(m, "CHUNK", CHUNK) < 0 ||
               PyModule_AddIntConstant(m, "BLOCK", BLOCK) < 0)) {

@@ -298,6 +298,16 @@ SIMD_CLONES static void SFX(hamerly_step)(
         Py_ssize_t stop = (c + 1) * CHUNK < n ? (c + 1) * CHUNK : n;
         for (Py_ssize_t start = c * CHUNK; start < stop; start += BLOCK) {
             Py_ssize_t m = (start + BLOCK < n ? start + BLOCK : n) - start;
+#ifdef FAST_BLOCK
+            if (fast_block_enabled && m % LANES == 0 && d <= MAX_FIXED_D && k >= 2 &&
+                k <= FAST_MAX_K) {
+                FAST_BLOCK(XT, n, d, centers, c64, k, R, A, labels, key, decrement, half_sep,
+                           dsums + c * k * d, dcounts + c * k, pchanged + c, start, m);
+                if (with_inertia)
+                    SFX(add_sqdist)(XT, n, d, start, m, c64, k, labels, w->sep, w->acc);
+                continue;
+            }
+#endif
             Py_ssize_t count = 0;
             for (Py_ssize_t q = 0; q < m; q++) {
                 uint8_t fails = key[start + q] < decrement[labels[start + q]];
