@@ -130,3 +130,75 @@ def test_backend_choice_is_checked(monkeypatch):
     assert _kernel_backend.name() == "numba"
     with pytest.raises(ValueError, match="backend must be one of"):
         _kernel_backend.use("cuda")
+
+
+@pytest.fixture
+def portable_and_fast():
+    """Runs fn() with the AVX-512 Hamerly block kernel off, then on: (portable, fast)."""
+    from seglab.cluster import _ckernels
+
+    was = _ckernels._set_fast_kmeans(True)
+    if not _ckernels._set_fast_kmeans(True):
+        _ckernels._set_fast_kmeans(was)
+        pytest.skip("this CPU has no AVX-512: only the portable loops run")
+
+    def run(fn):
+        out = []
+        try:
+            for fast in (False, True):
+                _ckernels._set_fast_kmeans(fast)
+                out.append(fn())
+        finally:
+            _ckernels._set_fast_kmeans(was)
+        return out
+
+    return run
+
+
+@pytest.mark.parametrize(("n_clusters", "n_features"), [(2, 1), (8, 5), (16, 3), (5, 8), (17, 5), (8, 9)])  # fmt: skip
+def test_fast_hamerly_block_is_the_same_bits_as_the_portable_loops(
+    portable_and_fast, n_clusters, n_features
+):
+    # (17, 5) and (8, 9) are outside the fast kernel's range: they check the fallback
+    rng = np.random.default_rng(n_clusters + n_features)
+    X = (rng.normal(size=(40_003, n_features)) * 50 + 300).astype(np.float32)
+    X[:5000] = np.round(X[:5000] / 20) * 20  # equal points and exact ties between centres
+    init = kmeans_plusplus(X, n_clusters, np.random.default_rng(0))
+
+    def fit():
+        km = KMeans(n_clusters, init=init, n_init=1, max_iter=80, tol=0).fit(X)
+        return km.labels_, km.cluster_centers_, km.inertia_, km.n_iter_
+
+    portable, fast = portable_and_fast(fit)
+    for a, b in zip(portable, fast, strict=True):
+        np.testing.assert_array_equal(a, b)
+
+
+@pytest.mark.parametrize("exact", [True, False])
+def test_fast_hamerly_block_gives_near_ties_the_exact_label(portable_and_fast, exact, monkeypatch):
+    # float32 cannot order these points' two distances (as in test_kmeans's near-tie test, here
+    # through the Hamerly step that fit runs, not predict's assignment)
+    from seglab.cluster import _kmeans_kernels as K
+    from seglab.cluster._kmeans_lloyd import _half_separation, _kernel_centers
+
+    if not exact:  # without the error bound the labels below must be wrong: the test can fail
+        monkeypatch.setattr(K, "error_terms", lambda dtype, centers: (0.0, 0.0))
+    rng = np.random.default_rng(0)
+    centers = np.array([[1000.1, 500.0], [1000.3, 500.0]])
+    n = 4096
+    X = np.column_stack([1000.2 + rng.uniform(-2e-3, 2e-3, n), rng.uniform(0, 1000, n)])
+    XT = np.ascontiguousarray(X.astype(np.float32).T)
+    want = ((XT.T.astype(np.float64)[:, None, :] - centers[None]) ** 2).sum(axis=2).argmin(axis=1)
+
+    def step():
+        labels = np.zeros(n, dtype=np.int32)
+        key = np.full(n, -np.inf, dtype=np.float32)
+        cd, R, A = _kernel_centers(XT, centers)
+        K.hamerly_step(XT, cd, centers, R, A, labels, key, np.zeros(2), _half_separation(centers))
+        return labels, key
+
+    for labels, key in portable_and_fast(step):
+        agree = np.mean(labels == want)
+        assert agree == 1.0 if exact else agree < 1.0
+        if exact:  # the widened bounds of points this close cannot prove their label
+            assert np.all(key <= 0)
