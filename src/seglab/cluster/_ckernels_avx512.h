@@ -148,10 +148,33 @@ fast_vector(const float *restrict XT, Py_ssize_t n, const int D, const float *re
     int32_t old[16], now[16];
     _mm512_storeu_si512((void *)old, lab);
     _mm512_storeu_si512((void *)now, vk);
+    *changed += __builtin_popcount(moved);
+    int32_t a0 = old[__builtin_ctz(moved)];
+    if (!_mm512_mask_cmpneq_epi32_mask(moved, lab, _mm512_set1_epi32(a0))) {
+        /* every moved point leaves the same cluster (all of them in the first step): that
+         * cluster's sums run in registers, not through memory; the same additions in the same
+         * order */
+        double sa[MAX_FIXED_D];
+        for (int f = 0; f < D; f++)
+            sa[f] = dsums[(Py_ssize_t)a0 * D + f];
+        for (unsigned bits = moved; bits; bits &= bits - 1) {
+            int q = __builtin_ctz(bits);
+            int32_t j = now[q];
+            dcounts[j] += 1;
+            for (int f = 0; f < D; f++) {
+                float v = XT[f * n + i0 + q];
+                sa[f] -= v;
+                dsums[(Py_ssize_t)j * D + f] += v;
+            }
+        }
+        dcounts[a0] -= __builtin_popcount(moved);
+        for (int f = 0; f < D; f++)
+            dsums[(Py_ssize_t)a0 * D + f] = sa[f];
+        return;
+    }
     for (unsigned bits = moved; bits; bits &= bits - 1) { /* in point order, as the portable */
         int q = __builtin_ctz(bits);
         int32_t a = old[q], j = now[q];
-        *changed += 1;
         dcounts[a] -= 1;
         dcounts[j] += 1;
         for (int f = 0; f < D; f++) {
@@ -200,6 +223,39 @@ AVX512_FN static void hamerly_block_fast(const float *restrict XT, Py_ssize_t n,
     default: FAST_LOOP(8)
     }
 #undef FAST_LOOP
+}
+
+/* acc[q] += |x_q - c[label_q]|^2 (float64) over m points from ``start`` (m a multiple of 16): the
+ * portable add_sqdist with each centre coordinate looked up in a register (K <= 16) instead of
+ * blended in cluster by cluster. Each point's sum runs over the features in the same order, so
+ * the inertia is the same bits. */
+AVX512_FN static void add_sqdist_fast(const float *restrict XT, Py_ssize_t n, int d,
+                                      Py_ssize_t start, Py_ssize_t m,
+                                      const double *restrict centers, int k,
+                                      const int32_t *restrict labels, double *restrict acc)
+{
+    double table[MAX_FIXED_D][FAST_MAX_K] = {{0}};
+    for (int f = 0; f < d; f++)
+        for (int j = 0; j < k; j++)
+            table[f][j] = centers[(Py_ssize_t)j * d + f];
+    for (Py_ssize_t q0 = 0; q0 < m; q0 += 16) {
+        __m512i lab = _mm512_loadu_si512((const void *)(labels + start + q0));
+        __m512i idx[2] = {_mm512_cvtepi32_epi64(_mm512_castsi512_si256(lab)),
+                          _mm512_cvtepi32_epi64(_mm512_extracti64x4_epi64(lab, 1))};
+        __m512d sum[2] = {_mm512_loadu_pd(acc + q0), _mm512_loadu_pd(acc + q0 + 8)};
+        for (int f = 0; f < d; f++) {
+            __m512 x = _mm512_loadu_ps(XT + f * n + start + q0);
+            __m512d lo = _mm512_loadu_pd(table[f]), hi = _mm512_loadu_pd(table[f] + 8);
+            __m512d xd[2] = {_mm512_cvtps_pd(_mm512_castps512_ps256(x)),
+                             _mm512_cvtps_pd(_mm512_extractf32x8_ps(x, 1))};
+            for (int h = 0; h < 2; h++) {
+                __m512d t = _mm512_sub_pd(xd[h], _mm512_permutex2var_pd(lo, idx[h], hi));
+                sum[h] = _mm512_add_pd(sum[h], _mm512_mul_pd(t, t));
+            }
+        }
+        _mm512_storeu_pd(acc + q0, sum[0]);
+        _mm512_storeu_pd(acc + q0 + 8, sum[1]);
+    }
 }
 
 #endif

