@@ -131,9 +131,13 @@ def _both_not_fitted() -> type:
     return _BOTH[0]
 
 
-def check_array(X: Any, name: str = "X", estimator: str = "estimator") -> np.ndarray:
+def check_array(
+    X: Any, name: str = "X", estimator: str = "estimator", *, check_finite: bool = True
+) -> np.ndarray:
     """X as a C-contiguous, writeable float32 (kept) or float64 2-d array of finite numbers, with
-    scikit-learn's wording for the refusals its checks look for."""
+    scikit-learn's wording for the refusals its checks look for. ``check_finite=False`` leaves
+    the NaN/infinity test to a caller whose own first pass over X makes it (a pass and a
+    temporary less on large data)."""
     if hasattr(X, "toarray") or type(X).__module__.startswith("scipy.sparse"):
         raise TypeError(
             f"{estimator} does not support sparse input: pass a dense array (X.toarray()); "
@@ -165,7 +169,7 @@ def check_array(X: Any, name: str = "X", estimator: str = "estimator") -> np.nda
             raise ValueError(f"{name} must be numeric, got dtype {X.dtype}")
     dtype = np.float32 if X.dtype == np.float32 else np.float64
     X = np.array(X, dtype=dtype, order="C", copy=not X.flags.writeable or None)
-    if not np.isfinite(X).all():
+    if check_finite and not np.isfinite(X).all():
         raise ValueError(f"Input {name} contains NaN or infinity; expected finite numbers")
     return X
 

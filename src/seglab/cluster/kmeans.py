@@ -157,7 +157,8 @@ class KMeans(EstimatorMixin):
         """Cluster X (N, D); ``y`` is ignored (scikit-learn API). ``sample_weight`` (N,) weighs
         the seeding, the centres and the inertia, as scikit-learn does: an integer weight equals
         that many copies of the row."""
-        X = check_array(X, estimator=type(self).__name__)
+        # _fit's first pass over X (_transpose) refuses NaN and infinity
+        X = check_array(X, estimator=type(self).__name__, check_finite=False)
         return self._fit(X, sample_weight)
 
     def _fit(self, X: np.ndarray, sample_weight: Any = None) -> KMeans:
