@@ -72,7 +72,7 @@ static ALWAYS_INLINE float round_down(double x)
 #define REAL float
 #define SFX(name) name##_f32
 #ifdef HAVE_FAST_BLOCK
-#define FAST_BLOCK hamerly_block_fast
+#define FAST_BLOCK hamerly_chunk_fast
 #endif
 #include "_ckernels_real.h"
 #undef FAST_BLOCK

@@ -49,15 +49,11 @@ static float float_at_least(double x)
 static inline __attribute__((always_inline, target("avx512f,avx512dq,avx512bw,avx512vl"))) void
 fast_vector(const float *restrict XT, Py_ssize_t n, const int D, const float *restrict centers,
             const double *restrict c64, int k, double R, double A, int32_t *restrict labels,
-            float *restrict key, Py_ssize_t i0, __m512 dec_f, __m512d dec_lo, __m512d dec_hi,
+            float *restrict key, Py_ssize_t i0, __m512d dec_lo, __m512d dec_hi,
             __m512d sep_lo, __m512d sep_hi, double *restrict dsums, int64_t *restrict dcounts,
             int64_t *restrict changed)
 {
     __m512i lab = _mm512_loadu_si512((const void *)(labels + i0));
-    __m512 kv = _mm512_loadu_ps(key + i0);
-    /* Hamerly's test for 16 points: key < decrement[label] (decrement rounded up to float32) */
-    if (!_mm512_cmp_ps_mask(kv, _mm512_permutexvar_ps(lab, dec_f), _CMP_LT_OQ))
-        return;
     __m512 x[MAX_FIXED_D];
     for (int f = 0; f < D; f++)
         x[f] = _mm512_loadu_ps(XT + f * n + i0);
@@ -185,9 +181,40 @@ fast_vector(const float *restrict XT, Py_ssize_t n, const int D, const float *re
     }
 }
 
-/* The Hamerly step over m points from ``start`` (m a multiple of 16), for one chunk's dsums,
- * dcounts and changed count. */
-AVX512_FN static void hamerly_block_fast(const float *restrict XT, Py_ssize_t n, int d,
+/* Hamerly's test for the 16 points from i0: key < decrement[label], with the decrements rounded
+ * up to float32 in one register (so the comparison is the float64 one). */
+static inline __attribute__((always_inline, target("avx512f,avx512dq,avx512bw,avx512vl"))) __mmask16
+bound_fails(const int32_t *restrict labels, const float *restrict key, __m512 dec_f, Py_ssize_t i0)
+{
+    __m512i lab = _mm512_loadu_si512((const void *)(labels + i0));
+    return _mm512_cmp_ps_mask(_mm512_loadu_ps(key + i0), _mm512_permutexvar_ps(lab, dec_f),
+                              _CMP_LT_OQ);
+}
+
+/* The tests of the block of m points from ``from`` into fails[] and, for the vectors that fail,
+ * their feature rows prefetched. Late in a fit only one vector in eight or ten holds a point
+ * whose bound fails, and a lone vector's rows are cache misses: the step waited on memory (a
+ * sparse vector cost five times a dense one). So the tests run one block ahead and the rows
+ * arrive while the block before is worked on. */
+static inline __attribute__((always_inline, target("avx512f,avx512dq,avx512bw,avx512vl"))) void
+test_block(const float *restrict XT, Py_ssize_t n, int d, const int32_t *restrict labels,
+           const float *restrict key, __m512 dec_f, Py_ssize_t from, Py_ssize_t m,
+           __mmask16 *restrict fails)
+{
+    for (Py_ssize_t v = 0; v < m / 16; v++) {
+        Py_ssize_t i0 = from + 16 * v;
+        fails[v] = bound_fails(labels, key, dec_f, i0);
+        if (fails[v])
+            for (int f = 0; f < d; f++) {
+                _mm_prefetch((const char *)(XT + f * n + i0), _MM_HINT_T0);
+                _mm_prefetch((const char *)(XT + f * n + i0 + 15), _MM_HINT_T0);
+            }
+    }
+}
+
+/* The Hamerly step over the m points from ``start`` (m a multiple of 16: the whole vectors of one
+ * chunk), for that chunk's dsums, dcounts and changed count. */
+AVX512_FN static void hamerly_chunk_fast(const float *restrict XT, Py_ssize_t n, int d,
                                          const float *restrict centers,
                                          const double *restrict c64, int k, double R, double A,
                                          int32_t *restrict labels, float *restrict key,
@@ -207,22 +234,32 @@ AVX512_FN static void hamerly_block_fast(const float *restrict XT, Py_ssize_t n,
     __m512 dec_f = _mm512_loadu_ps(decf);
     __m512d dec_lo = _mm512_loadu_pd(dec), dec_hi = _mm512_loadu_pd(dec + 8);
     __m512d sep_lo = _mm512_loadu_pd(sep), sep_hi = _mm512_loadu_pd(sep + 8);
-#define FAST_LOOP(DIM)                                                                         \
-    for (Py_ssize_t q0 = 0; q0 < m; q0 += 16)                                                  \
-        fast_vector(XT, n, DIM, centers, c64, k, R, A, labels, key, start + q0, dec_f, dec_lo, \
-                    dec_hi, sep_lo, sep_hi, dsums, dcounts, changed);                          \
+    __mmask16 fails[2][BLOCK / 16];
+    Py_ssize_t stop = start + m, first = m < BLOCK ? m : BLOCK;
+    test_block(XT, n, d, labels, key, dec_f, start, first, fails[0]);
+    for (Py_ssize_t b0 = start, t = 0; b0 < stop; b0 += BLOCK, t ^= 1) {
+        Py_ssize_t len = stop - b0 < BLOCK ? stop - b0 : BLOCK;
+        Py_ssize_t next = stop - (b0 + len) < BLOCK ? stop - (b0 + len) : BLOCK;
+        /* the next block's tests read labels and keys that this block does not write */
+        test_block(XT, n, d, labels, key, dec_f, b0 + len, next, fails[t ^ 1]);
+#define FAST_LOOP(DIM)                                                                           \
+    for (Py_ssize_t v = 0; v < len / 16; v++)                                                    \
+        if (fails[t][v])                                                                         \
+            fast_vector(XT, n, DIM, centers, c64, k, R, A, labels, key, b0 + 16 * v, dec_lo,     \
+                        dec_hi, sep_lo, sep_hi, dsums, dcounts, changed);                        \
     break;
-    switch (d) {
-    case 1: FAST_LOOP(1)
-    case 2: FAST_LOOP(2)
-    case 3: FAST_LOOP(3)
-    case 4: FAST_LOOP(4)
-    case 5: FAST_LOOP(5)
-    case 6: FAST_LOOP(6)
-    case 7: FAST_LOOP(7)
-    default: FAST_LOOP(8)
-    }
+        switch (d) {
+        case 1: FAST_LOOP(1)
+        case 2: FAST_LOOP(2)
+        case 3: FAST_LOOP(3)
+        case 4: FAST_LOOP(4)
+        case 5: FAST_LOOP(5)
+        case 6: FAST_LOOP(6)
+        case 7: FAST_LOOP(7)
+        default: FAST_LOOP(8)
+        }
 #undef FAST_LOOP
+    }
 }
 
 /* acc[q] += |x_q - c[label_q]|^2 (float64) over m points from ``start`` (m a multiple of 16): the

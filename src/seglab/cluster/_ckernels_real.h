@@ -334,19 +334,20 @@ SIMD_CLONES static void SFX(hamerly_step)(
     for (Py_ssize_t c = c_lo; c < c_hi; c++) {
         for (int q = 0; q < BLOCK; q++)
             w->acc[q] = 0.0;
-        Py_ssize_t stop = (c + 1) * CHUNK < n ? (c + 1) * CHUNK : n;
-        for (Py_ssize_t start = c * CHUNK; start < stop; start += BLOCK) {
-            Py_ssize_t m = (start + BLOCK < n ? start + BLOCK : n) - start;
+        Py_ssize_t stop = (c + 1) * CHUNK < n ? (c + 1) * CHUNK : n, done = c * CHUNK;
+        int fast = 0;
 #ifdef FAST_BLOCK
-            if (fast_block_enabled && m % LANES == 0 && d <= MAX_FIXED_D && k >= 2 &&
-                k <= FAST_MAX_K) {
-                FAST_BLOCK(XT, n, d, centers, c64, k, R, A, labels, key, decrement, half_sep,
-                           dsums + c * k * d, dcounts + c * k, pchanged + c, start, m);
-                if (with_inertia)
-                    add_sqdist_fast(XT, n, d, start, m, c64, k, labels, w->acc);
-                continue;
-            }
+        fast = fast_block_enabled && d <= MAX_FIXED_D && k >= 2 && k <= FAST_MAX_K;
+        if (fast) { /* the chunk's whole vectors (_ckernels_avx512.h); the last few below */
+            Py_ssize_t m = (stop - done) / LANES * LANES;
+            FAST_BLOCK(XT, n, d, centers, c64, k, R, A, labels, key, decrement, half_sep,
+                       dsums + c * k * d, dcounts + c * k, pchanged + c, done, m);
+            done += m;
+        }
 #endif
+        (void)fast; /* used only where the fast kernel exists */
+        for (Py_ssize_t start = done; start < stop; start += BLOCK) {
+            Py_ssize_t m = (start + BLOCK < stop ? start + BLOCK : stop) - start;
             Py_ssize_t count = 0;
             for (Py_ssize_t q = 0; q < m; q++) {
                 uint8_t fails = key[start + q] < decrement[labels[start + q]];
@@ -385,11 +386,21 @@ SIMD_CLONES static void SFX(hamerly_step)(
                 }
                 v0 = v1 - LANES;
             }
-            if (with_inertia)
-                SFX(add_sqdist)(XT, n, d, start, m, c64, k, labels, w->sep, w->acc);
         }
-        if (with_inertia)
-            pinertia[c] = block_total(w->acc);
+        if (!with_inertia)
+            continue;
+        /* block by block, as the labels of a block are final once it is done */
+        for (Py_ssize_t start = c * CHUNK; start < stop; start += BLOCK) {
+            Py_ssize_t m = (start + BLOCK < stop ? start + BLOCK : stop) - start;
+#ifdef FAST_BLOCK
+            if (fast && m % LANES == 0) {
+                add_sqdist_fast(XT, n, d, start, m, c64, k, labels, w->acc);
+                continue;
+            }
+#endif
+            SFX(add_sqdist)(XT, n, d, start, m, c64, k, labels, w->sep, w->acc);
+        }
+        pinertia[c] = block_total(w->acc);
     }
 }
 
