@@ -134,22 +134,22 @@ def test_backend_choice_is_checked(monkeypatch):
 
 @pytest.fixture
 def portable_and_fast():
-    """Runs fn() with the AVX-512 Hamerly block kernel off, then on: (portable, fast)."""
-    from seglab.cluster import _ckernels
+    """Runs fn() with the AVX-512 Hamerly kernel off, then on: (portable, fast)."""
+    from seglab.cluster._kernel_backend import fast_kmeans
 
-    was = _ckernels._set_fast_kmeans(True)
-    if not _ckernels._set_fast_kmeans(True):
-        _ckernels._set_fast_kmeans(was)
+    was = fast_kmeans()
+    if not fast_kmeans(True):
+        fast_kmeans(was)
         pytest.skip("this CPU has no AVX-512: only the portable loops run")
 
     def run(fn):
         out = []
         try:
             for fast in (False, True):
-                _ckernels._set_fast_kmeans(fast)
+                assert fast_kmeans(fast) == fast
                 out.append(fn())
         finally:
-            _ckernels._set_fast_kmeans(was)
+            fast_kmeans(was)
         return out
 
     return run

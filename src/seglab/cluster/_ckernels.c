@@ -470,11 +470,16 @@ fail:
     return NULL;
 }
 
-/* _set_fast_kmeans(on): switch the AVX-512 Hamerly block kernel on or off (on only where the
- * CPU has it); returns whether it was on. For tests, which compare it with the portable loops. */
+/* _set_fast_kmeans(on): switch the AVX-512 Hamerly kernel on or off (on only where the CPU has
+ * it); returns whether it was on. None changes nothing. For tests and benchmarks, which compare
+ * it with the portable loops (_kernel_backend.fast_kmeans). */
 static PyObject *py_set_fast_kmeans(PyObject *self, PyObject *arg)
 {
-    int on = PyObject_IsTrue(arg);
+#ifdef HAVE_FAST_BLOCK
+    if (arg == Py_None)
+        return PyBool_FromLong(fast_block_enabled);
+#endif
+    int on = arg == Py_None ? 0 : PyObject_IsTrue(arg);
     if (on < 0)
         return NULL;
 #ifdef HAVE_FAST_BLOCK

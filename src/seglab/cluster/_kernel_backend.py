@@ -13,7 +13,7 @@ import importlib
 import os
 from types import ModuleType
 
-__all__ = ["BACKENDS", "compiled_available", "kernels", "name", "use"]
+__all__ = ["BACKENDS", "compiled_available", "fast_kmeans", "kernels", "name", "use"]
 
 BACKENDS = ("auto", "c", "numba")
 _choice: str | None = None  # None: read SEGLAB_KERNELS
@@ -64,3 +64,17 @@ def use(backend: str | None) -> None:
     if backend is not None and backend not in BACKENDS:
         raise ValueError(f"backend must be one of {', '.join(BACKENDS)} or None; got {backend!r}")
     _choice = backend
+
+
+def fast_kmeans(enable: bool | None = None) -> bool:
+    """Whether k-means's Hamerly step runs the C extension's AVX-512 kernel (16 points per
+    register through every stage; where the CPU lacks AVX-512, or K > 16 or more than 8
+    features, the portable C loops run, with the same results). ``enable`` switches it off or
+    back on (benchmarks and tests compare the two); returns the state now in force."""
+    if name() != "c":
+        return False
+    from . import _ckernels
+
+    if enable is not None:
+        _ckernels._set_fast_kmeans(bool(enable))
+    return bool(_ckernels._set_fast_kmeans(None))
