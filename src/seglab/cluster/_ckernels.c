@@ -21,13 +21,19 @@
 
 #define CHUNK 16384 /* points per parallel task, as _kmeans_kernels.CHUNK */
 #define BLOCK 512   /* points per vectorised block, as _kmeans_kernels.BLOCK */
-#define LANES 16    /* points per register-blocked vector in nearest_two_fixed */
+#define LANES 16    /* points per register-blocked vector in nearest_two_fixed (a multiple of 8) */
 #define MAX_FIXED_D 8
 
 #if defined(__GNUC__)
 #define ALWAYS_INLINE inline __attribute__((always_inline))
 #else
 #define ALWAYS_INLINE inline
+#endif
+
+#if defined(__GNUC__)
+#define PREFETCH(address) __builtin_prefetch(address)
+#else
+#define PREFETCH(address) ((void)0)
 #endif
 
 #if defined(SEGLAB_TARGET_CLONES) && defined(__x86_64__) && defined(__linux__)
@@ -45,6 +51,14 @@ static ALWAYS_INLINE double error_bound(double d2, double R, double A)
 static ALWAYS_INLINE int any_flag(const uint8_t *flag, Py_ssize_t from, Py_ssize_t m)
 {
     /* whether one of flag[from : from + LANES] (cut at m) is set */
+    if (from + LANES <= m) { /* a whole vector: 8-byte words, not LANES byte tests */
+        uint64_t any = 0, word;
+        for (int q = 0; q < LANES; q += 8) {
+            memcpy(&word, flag + from + q, 8);
+            any |= word;
+        }
+        return any != 0;
+    }
     int any = 0;
     Py_ssize_t to = from + LANES < m ? from + LANES : m;
     for (Py_ssize_t q = from; q < to; q++)
@@ -59,6 +73,13 @@ static ALWAYS_INLINE double block_total(const double *acc)
     for (int q = 0; q < BLOCK; q++)
         total += acc[q];
     return total;
+}
+
+static float float_at_least(double x)
+{
+    /* the smallest float32 >= x, so that (float key < it) == (key < x) for every float key */
+    float f = (float)x;
+    return (double)f < x ? nextafterf(f, INFINITY) : f;
 }
 
 static ALWAYS_INLINE float round_down(double x)

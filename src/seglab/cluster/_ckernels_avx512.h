@@ -39,13 +39,6 @@ static int fast_block_supported(void)
            __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512vl");
 }
 
-static float float_at_least(double x)
-{
-    /* the smallest float32 >= x, so that (float key < it) == (key < x) for every float key */
-    float f = (float)x;
-    return (double)f < x ? nextafterf(f, INFINITY) : f;
-}
-
 static inline __attribute__((always_inline, target("avx512f,avx512dq,avx512bw,avx512vl"))) void
 fast_vector(const float *restrict XT, Py_ssize_t n, const int D, const float *restrict centers,
             const double *restrict c64, int k, double R, double A, int32_t *restrict labels,

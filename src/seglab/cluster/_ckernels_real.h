@@ -220,7 +220,7 @@ typedef struct {
     double acc[BLOCK], sep[BLOCK], dec[BLOCK];
     REAL b1[BLOCK], b2[BLOCK], dist[BLOCK];
     int32_t bk[BLOCK];
-    uint8_t flag[BLOCK];
+    uint8_t flag[2][BLOCK]; /* this block's bound tests and the next one's */
     float kb[BLOCK];
 } SFX(Scratch);
 
@@ -323,6 +323,40 @@ SIMD_CLONES static void SFX(assign)(
     }
 }
 
+/* Hamerly's test (key < decrement[label]) for the m points from ``from`` into flag[]; the
+ * feature rows of each vector of LANES points with a failing point are prefetched. Returns how
+ * many fail. ``dec16``: NULL, or (K <= 16) the decrements rounded up to float32, padded to 16
+ * (the same test: see float_at_least). */
+static ALWAYS_INLINE Py_ssize_t SFX(test_bounds)(
+    const REAL *restrict XT, Py_ssize_t n, int d, const int32_t *restrict labels,
+    const float *restrict key, const double *restrict decrement, Py_ssize_t from, Py_ssize_t m,
+    const float *restrict dec16, uint8_t *restrict flag)
+{
+    Py_ssize_t count = 0;
+    if (dec16) { /* K <= 16: a float32 table */
+        for (Py_ssize_t q = 0; q < m; q++) {
+            uint8_t fails = key[from + q] < dec16[labels[from + q] & 15];
+            flag[q] = fails;
+            count += fails;
+        }
+    } else {
+        for (Py_ssize_t q = 0; q < m; q++) {
+            uint8_t fails = key[from + q] < decrement[labels[from + q]];
+            flag[q] = fails;
+            count += fails;
+        }
+    }
+    for (Py_ssize_t v0 = 0; count > 0 && v0 < m; v0 += LANES)
+        if (any_flag(flag, v0, m)) {
+            Py_ssize_t last = (v0 + LANES < m ? v0 + LANES : m) - 1;
+            for (int f = 0; f < d; f++) {
+                PREFETCH(XT + f * n + from + v0);
+                PREFETCH(XT + f * n + from + last);
+            }
+        }
+    return count;
+}
+
 SIMD_CLONES static void SFX(hamerly_step)(
     const REAL *restrict XT, Py_ssize_t n, int d, const REAL *restrict centers,
     const double *restrict c64, int k, double R, double A, int32_t *restrict labels,
@@ -346,21 +380,31 @@ SIMD_CLONES static void SFX(hamerly_step)(
         }
 #endif
         (void)fast; /* used only where the fast kernel exists */
-        for (Py_ssize_t start = done; start < stop; start += BLOCK) {
+        /* the bound tests run one block ahead, and the rows of the vectors they send to be
+         * recomputed are prefetched: late in a fit few vectors fail, far apart, and each one's
+         * rows were cache misses the step waited on */
+        float dec16[16];
+        for (int j = 0; j < 16; j++)
+            dec16[j] = j < k ? float_at_least(decrement[j]) : INFINITY;
+        const float *table = k <= 16 ? dec16 : NULL;
+        Py_ssize_t count_next = SFX(test_bounds)(
+            XT, n, d, labels, key, decrement, done,
+            (done + BLOCK < stop ? done + BLOCK : stop) - done, table, w->flag[0]);
+        int t = 0;
+        for (Py_ssize_t start = done; start < stop; start += BLOCK, t ^= 1) {
             Py_ssize_t m = (start + BLOCK < stop ? start + BLOCK : stop) - start;
-            Py_ssize_t count = 0;
-            for (Py_ssize_t q = 0; q < m; q++) {
-                uint8_t fails = key[start + q] < decrement[labels[start + q]];
-                w->flag[q] = fails;
-                count += fails;
-            }
+            Py_ssize_t count = count_next, next = start + m;
+            count_next = SFX(test_bounds)(XT, n, d, labels, key, decrement, next,
+                                          (next + BLOCK < stop ? next + BLOCK : stop) - next,
+                                          table, w->flag[t ^ 1]);
+            const uint8_t *flag = w->flag[t];
             /* runs of whole vectors holding a point that may change are recomputed where they
              * lie (their other points' bounds are refreshed on the way); no gather */
             for (Py_ssize_t v0 = 0; count > 0 && v0 < m; v0 += LANES) {
-                if (!any_flag(w->flag, v0, m))
+                if (!any_flag(flag, v0, m))
                     continue;
                 Py_ssize_t v1 = v0 + LANES;
-                while (v1 < m && any_flag(w->flag, v1, m))
+                while (v1 < m && any_flag(flag, v1, m))
                     v1 += LANES;
                 v1 = v1 < m ? v1 : m;
                 Py_ssize_t len = v1 - v0, off = start + v0;
