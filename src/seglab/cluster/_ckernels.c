@@ -42,11 +42,19 @@
 #define SIMD_CLONES
 #endif
 
-static ALWAYS_INLINE double error_bound(double d2, double R, double A)
+static ALWAYS_INLINE double close_bound(double d2, double root, double R, double A)
 {
-    /* bound on the error of a computed squared distance (_kmeans_kernels.error_terms) */
-    return R * d2 + A * sqrt(d2) + A * A;
+    /* bound on the error of a computed squared distance d2 (_kmeans_kernels.error_terms), given
+     * root >= sqrt(d2): a larger bound only sends more points to the float64 recomputation */
+    return R * d2 + A * root + A * A;
 }
+
+/* a correctly rounded float32 square root is within half an ulp (2**-24 relative) of the true
+ * root: times 1 +- 2**-22 it is a bound from above or below, with room for the float64 products.
+ * Float32 data take their roots in float32 (a quarter of the time of float64's). */
+#define SQRT_MARGIN 2.384185791015625e-07
+#define ROOT_ABOVE_F32(x) ((double)sqrtf(x) * (1.0 + SQRT_MARGIN))
+#define ROOT_BELOW_F32(x) ((double)sqrtf(x) * (1.0 - SQRT_MARGIN))
 
 static ALWAYS_INLINE int any_flag(const uint8_t *flag, Py_ssize_t from, Py_ssize_t m)
 {
@@ -92,15 +100,21 @@ static ALWAYS_INLINE float round_down(double x)
 
 #define REAL float
 #define SFX(name) name##_f32
+#define ROOT_ABOVE ROOT_ABOVE_F32
+#define ROOT_BELOW ROOT_BELOW_F32
 #ifdef HAVE_FAST_BLOCK
 #define FAST_BLOCK hamerly_chunk_fast
 #endif
 #include "_ckernels_real.h"
 #undef FAST_BLOCK
+#undef ROOT_ABOVE
+#undef ROOT_BELOW
 #undef REAL
 #undef SFX
 #define REAL double
 #define SFX(name) name##_f64
+#define ROOT_ABOVE sqrt
+#define ROOT_BELOW sqrt
 #include "_ckernels_real.h"
 #undef REAL
 #undef SFX

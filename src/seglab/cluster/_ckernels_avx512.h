@@ -13,8 +13,8 @@
  * order, the running minima use the same comparisons, a point too close to call is recomputed in
  * float64 the same way, and the sums change point by point in the same order, so labels, sums,
  * counts and the inertia are the same bits. Only the keys (bounds) differ: the square roots are
- * taken in float32 (a quarter of the cost of float64's) and widened by SQRT_MARGIN so that they
- * stay bounds, and the close-call test is widened likewise (it may send a few more points to
+ * taken in float32 and widened by SQRT_MARGIN, as the portable loops do for float32 data,
+ * so that they stay bounds, and the close-call test is widened likewise (it may send a few more points to
  * float64, which gives the same label). */
 
 #if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__)) && !defined(_WIN32)
@@ -23,10 +23,6 @@
 #define HAVE_FAST_BLOCK 1
 #define AVX512_FN __attribute__((target("avx512f,avx512dq,avx512bw,avx512vl"), noinline))
 #define FAST_MAX_K 16
-
-/* a correctly rounded float32 sqrt is within half an ulp (2**-24 relative) of the true root:
- * multiplying by 1 +- 2**-22 bounds it from above or below with room for the double products */
-#define SQRT_MARGIN 2.384185791015625e-07
 
 /* whether the AVX-512 block kernel runs: set when the module loads (the CPU has it), cleared by
  * _ckernels._set_fast_kmeans(False) so that tests can compare it with the portable loops */

@@ -118,13 +118,15 @@ check:
     Py_ssize_t n_close = 0;
     for (Py_ssize_t q = 0; q < m; q++) {
         double lo = (double)b1[q], hi = (double)b2[q];
-        n_close += hi - lo <= error_bound(lo, R, A) + error_bound(hi, R, A);
+        n_close += hi - lo <= close_bound(lo, ROOT_ABOVE(b1[q]), R, A) +
+                                  close_bound(hi, ROOT_ABOVE(b2[q]), R, A);
     }
     if (n_close == 0)
         return;
     for (Py_ssize_t q = 0; q < m; q++) {
         double lo = (double)b1[q], hi = (double)b2[q];
-        if (hi - lo <= error_bound(lo, R, A) + error_bound(hi, R, A)) {
+        if (hi - lo <= close_bound(lo, ROOT_ABOVE(b1[q]), R, A) +
+                           close_bound(hi, ROOT_ABOVE(b2[q]), R, A)) {
             double best = INFINITY;
             for (int j = 0; j < k; j++) {
                 double s = 0.0;
@@ -156,8 +158,8 @@ static ALWAYS_INLINE void SFX(new_keys)(
     }
     double widen_up = 1.0 + 2.0 * R, widen_down = 1.0 - 2.0 * R;
     for (Py_ssize_t q = 0; q < m; q++) {
-        double upper = sqrt((double)b1[q]) * widen_up + 4.0 * A;
-        double lower = sqrt((double)b2[q]) * widen_down - 4.0 * A;
+        double upper = ROOT_ABOVE(b1[q]) * widen_up + 4.0 * A;
+        double lower = ROOT_BELOW(b2[q]) * widen_down - 4.0 * A;
         double low = lower > sep[q] ? lower : sep[q];
         out[q] = round_down(low - upper + dec[q]);
     }
