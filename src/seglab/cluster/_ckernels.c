@@ -7,7 +7,8 @@
  * points of _meanshift_image_numba.py): numpy arrays (read through the buffer protocol, checked
  * for dimensions, type and contiguity), numbers, and the range of chunks [c_lo, c_hi) to work on.
  * Same results as numba's (tests/test_kernel_backends.py), not always the same loops: the
- * Hamerly step recomputes runs of whole vectors in place where numba gathers sparse points.
+ * Hamerly step recomputes runs of whole vectors in place where numba gathers sparse points, and
+ * on CPUs with AVX-512 runs a kernel of its own (_ckernels_avx512.h, checked against these loops).
  * The work runs without the GIL, so seglab._threads runs ranges on several threads at once.
  * Where GCC or Clang can, the hot functions are compiled for AVX-512, AVX2 and plain x86-64,
  * picked when the module loads (target_clones), so one build is fast on every x86-64 CPU. */

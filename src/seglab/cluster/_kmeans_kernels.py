@@ -110,7 +110,9 @@ def hamerly_step(XT, centers, c64, R, A, labels, key, decrement, half_sep, want_
     label only if ``key < decrement[a]``: the first pass over a block reads a label and a key per
     point. numba's kernel recomputes a block where many points fail whole, in place (which
     refreshes every bound in it), and otherwise gathers the failing points; the C kernel
-    recomputes, in place, the runs of 16-point vectors that hold a failing point. Either way
+    recomputes, in place, the runs of 16-point vectors that hold a failing point (on AVX-512,
+    with 2 <= K <= 16 and D <= 8, each such vector in registers: ``_ckernels_avx512.h``), and
+    tests the bounds one block ahead so that those vectors' rows are fetched in time. Either way
     those points get all K distances and a new key. Returns the change in per-cluster sums and counts, the number of points that moved and,
     with ``want_inertia``, the inertia under the updated labels (summed per lane, each
     chunk apart, in the same pass; else None).
