@@ -3,8 +3,11 @@
  *
  * Each function is the C twin of the numba kernel of the same name in _kmeans_numba.py, with the
  * same loops in the same order and the same arithmetic (no contraction into FMA: the build
- * passes -ffp-contract=off), so the labels, sums and inertia are the same bits. Arrays are
- * C-contiguous: XT is (d, n), centres (k, d), per-chunk results (n_chunks, ...). */
+ * passes -ffp-contract=off), so the labels, sums and inertia are the same bits. One difference
+ * by design: for float32 data the bounds' square roots are taken in float32 and widened
+ * (ROOT_ABOVE, ROOT_BELOW), so the keys and the set of points sent to float64 differ from
+ * numba's; both stay rigorous, so no label can. Arrays are C-contiguous: XT is (d, n), centres
+ * (k, d), per-chunk results (n_chunks, ...). */
 
 /* nearest_two for a number of features D known at compile time and m a multiple of LANES: each
  * vector of LANES points is loaded once and kept in registers while it meets every centre, and
