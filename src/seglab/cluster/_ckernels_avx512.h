@@ -12,10 +12,10 @@
  * Same results as the portable kernel: the distances are summed feature by feature in the same
  * order, the running minima use the same comparisons, a point too close to call is recomputed in
  * float64 the same way, and the sums change point by point in the same order, so labels, sums,
- * counts and the inertia are the same bits. Only the keys (bounds) differ: the square roots are
- * taken in float32 and widened by SQRT_MARGIN, as the portable loops do for float32 data,
- * so that they stay bounds, and the close-call test is widened likewise (it may send a few more points to
- * float64, which gives the same label). */
+ * counts and the inertia are the same bits. Only the keys (bounds) may differ in their last
+ * bits: the square roots are taken in float32 and widened by SQRT_MARGIN, as in the portable
+ * loops for float32 data, so that they stay bounds; the close-call test is widened alike (it may
+ * send a few more points to float64, which gives the same label). */
 
 #if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__)) && !defined(_WIN32)
 #include <immintrin.h>
@@ -24,7 +24,7 @@
 #define AVX512_FN __attribute__((target("avx512f,avx512dq,avx512bw,avx512vl"), noinline))
 #define FAST_MAX_K 16
 
-/* whether the AVX-512 block kernel runs: set when the module loads (the CPU has it), cleared by
+/* whether the AVX-512 kernel runs: set when the module loads (the CPU has it), cleared by
  * _ckernels._set_fast_kmeans(False) so that tests can compare it with the portable loops */
 static int fast_block_enabled = 0;
 
