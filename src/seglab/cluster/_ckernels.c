@@ -97,6 +97,10 @@ static ALWAYS_INLINE float round_down(double x)
     return (float)(x - fabs(x) * 2.384185791015625e-07);
 }
 
+/* defined with the float32 loops (_ckernels_real.h), used by the AVX-512 kernel too */
+static inline int32_t exact_nearest_f32(const float *restrict src, Py_ssize_t stride,
+                                        Py_ssize_t i, const double *restrict c64, int k, int d);
+
 #include "_ckernels_avx512.h"
 
 #define REAL float

@@ -93,18 +93,7 @@ fast_vector(const float *restrict XT, Py_ssize_t n, const int D, const float *re
             _mm512_storeu_si512((void *)bk, vk);
             for (unsigned bits = close; bits; bits &= bits - 1) {
                 int q = __builtin_ctz(bits);
-                double best = INFINITY;
-                for (int j = 0; j < k; j++) {
-                    double s = 0.0;
-                    for (int f = 0; f < D; f++) {
-                        double t = (double)XT[f * n + i0 + q] - c64[(Py_ssize_t)j * D + f];
-                        s += t * t;
-                    }
-                    if (s < best) {
-                        best = s;
-                        bk[q] = j;
-                    }
-                }
+                bk[q] = exact_nearest_f32(XT, n, i0 + q, c64, k, D);
             }
             vk = _mm512_loadu_si512((const void *)bk);
         }

@@ -54,6 +54,28 @@ static ALWAYS_INLINE void SFX(nearest_two_fixed)(
     }
 }
 
+/* The nearest centre of point i in float64: the exact label of a point whose two nearest
+ * centres are too close to call in float32 (the first of equals, as the float32 loops). */
+static ALWAYS_INLINE int32_t SFX(exact_nearest)(const REAL *restrict src, Py_ssize_t stride,
+                                                Py_ssize_t i, const double *restrict c64, int k,
+                                                int d)
+{
+    double best = INFINITY;
+    int32_t nearest = 0;
+    for (int j = 0; j < k; j++) {
+        double s = 0.0;
+        for (int f = 0; f < d; f++) {
+            double t = (double)src[f * stride + i] - c64[(Py_ssize_t)j * d + f];
+            s += t * t;
+        }
+        if (s < best) {
+            best = s;
+            nearest = j;
+        }
+    }
+    return nearest;
+}
+
 static ALWAYS_INLINE void SFX(nearest_two)(
     const REAL *restrict src, Py_ssize_t stride, Py_ssize_t off, Py_ssize_t m,
     const REAL *restrict centers, const double *restrict c64, int k, int d, double R, double A,
@@ -129,20 +151,8 @@ check:
     for (Py_ssize_t q = 0; q < m; q++) {
         double lo = (double)b1[q], hi = (double)b2[q];
         if (hi - lo <= close_bound(lo, ROOT_ABOVE(b1[q]), R, A) +
-                           close_bound(hi, ROOT_ABOVE(b2[q]), R, A)) {
-            double best = INFINITY;
-            for (int j = 0; j < k; j++) {
-                double s = 0.0;
-                for (int f = 0; f < d; f++) {
-                    double t = (double)src[f * stride + off + q] - c64[(Py_ssize_t)j * d + f];
-                    s += t * t;
-                }
-                if (s < best) {
-                    best = s;
-                    bk[q] = j;
-                }
-            }
-        }
+                           close_bound(hi, ROOT_ABOVE(b2[q]), R, A))
+            bk[q] = SFX(exact_nearest)(src, stride, off + q, c64, k, d);
     }
 }
 
@@ -229,31 +239,33 @@ typedef struct {
     float kb[BLOCK];
 } SFX(Scratch);
 
-/* prepare's pass over one chunk for D features. With D known at compile time (prepare calls it
- * with constants up to MAX_FIXED_D) the loop over features unrolls and the running sums stay in
- * registers: a third of the time of the loop with d read at run time, the same sums. */
+/* prepare's pass over one chunk for features f0 .. f0 + D - 1 of d. With D known at compile
+ * time (prepare calls it with constants up to MAX_FIXED_D) the loop over features unrolls and
+ * the running sums stay in registers: a third of the time of a loop with d read at run time,
+ * the same sums (each feature's, point by point). */
 static ALWAYS_INLINE void SFX(prepare_chunk)(const REAL *restrict X, REAL *restrict XT,
-                                             Py_ssize_t n, const int D, Py_ssize_t start,
-                                             Py_ssize_t stop, const double *restrict sh,
-                                             double *restrict sc, double *restrict ssc)
+                                             Py_ssize_t n, int d, int f0, const int D,
+                                             Py_ssize_t start, Py_ssize_t stop,
+                                             const double *restrict sh, double *restrict sc,
+                                             double *restrict ssc)
 {
     double s_[MAX_FIXED_D], ss_[MAX_FIXED_D];
     for (int f = 0; f < D; f++) {
-        s_[f] = sc[f];
-        ss_[f] = ssc[f];
+        s_[f] = sc[f0 + f];
+        ss_[f] = ssc[f0 + f];
     }
     for (Py_ssize_t i = start; i < stop; i++) {
         for (int f = 0; f < D; f++) {
-            REAL v = X[i * D + f];
-            XT[f * n + i] = v;
-            double t = (double)v - sh[f];
+            REAL v = X[i * d + f0 + f];
+            XT[(f0 + f) * n + i] = v;
+            double t = (double)v - sh[f0 + f];
             s_[f] += t;
             ss_[f] += t * t;
         }
     }
     for (int f = 0; f < D; f++) {
-        sc[f] = s_[f];
-        ssc[f] = ss_[f];
+        sc[f0 + f] = s_[f];
+        ssc[f0 + f] = ss_[f];
     }
 }
 
@@ -267,25 +279,19 @@ SIMD_CLONES static void SFX(prepare)(
         double *sh = shift + c * d, *sc = s + c * d, *ssc = ss + c * d;
         for (int f = 0; f < d; f++)
             sh[f] = (double)X[start * d + f];
-        switch (d) {
-        case 1: SFX(prepare_chunk)(X, XT, n, 1, start, stop, sh, sc, ssc); break;
-        case 2: SFX(prepare_chunk)(X, XT, n, 2, start, stop, sh, sc, ssc); break;
-        case 3: SFX(prepare_chunk)(X, XT, n, 3, start, stop, sh, sc, ssc); break;
-        case 4: SFX(prepare_chunk)(X, XT, n, 4, start, stop, sh, sc, ssc); break;
-        case 5: SFX(prepare_chunk)(X, XT, n, 5, start, stop, sh, sc, ssc); break;
-        case 6: SFX(prepare_chunk)(X, XT, n, 6, start, stop, sh, sc, ssc); break;
-        case 7: SFX(prepare_chunk)(X, XT, n, 7, start, stop, sh, sc, ssc); break;
-        case 8: SFX(prepare_chunk)(X, XT, n, 8, start, stop, sh, sc, ssc); break;
-        default:
-            for (Py_ssize_t i = start; i < stop; i++) {
-                for (int f = 0; f < d; f++) {
-                    REAL v = X[i * d + f];
-                    XT[f * n + i] = v;
-                    double t = (double)v - sh[f];
-                    sc[f] += t;
-                    ssc[f] += t * t;
-                }
+        for (int f0 = 0; f0 < d; f0 += MAX_FIXED_D) { /* up to 8 features a pass */
+#define PREPARE(D) SFX(prepare_chunk)(X, XT, n, d, f0, D, start, stop, sh, sc, ssc); break;
+            switch (d - f0 < MAX_FIXED_D ? d - f0 : MAX_FIXED_D) {
+            case 1: PREPARE(1)
+            case 2: PREPARE(2)
+            case 3: PREPARE(3)
+            case 4: PREPARE(4)
+            case 5: PREPARE(5)
+            case 6: PREPARE(6)
+            case 7: PREPARE(7)
+            default: PREPARE(8)
             }
+#undef PREPARE
         }
         double total = 0.0;
         for (int f = 0; f < d; f++)
